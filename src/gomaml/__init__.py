@@ -1,0 +1,12 @@
+"""gomaml: exact MAML meta-gradients for models linear in a feature map, h(x) = φ(x)ᵀθ,
+and the global-optimality analysis of Wang, Cai, Yang & Wang (ICML 2020)."""
+from gomaml._version import __version__
+from gomaml._buildinfo import build_info
+from gomaml.tasks import Tasks
+from gomaml.losses import Loss, Squared, Logistic, PseudoHuber
+from gomaml.objective import meta_loss_grad, meta_loss, adapt, task_losses, predict
+
+__all__ = [
+    "__version__", "build_info", "Tasks", "Loss", "Squared", "Logistic", "PseudoHuber",
+    "meta_loss_grad", "meta_loss", "adapt", "task_losses", "predict",
+]

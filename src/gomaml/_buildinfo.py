@@ -1,0 +1,31 @@
+"""build_info(): how this installation of gomaml was built and what it will use."""
+import numpy as np
+
+from gomaml import _kernels
+from gomaml._threads import available_cpus
+from gomaml._version import __version__
+
+
+def _numpy_blas():
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:       # older NumPy without mode="dicts"
+        return "unknown"
+
+
+def build_info():
+    """dict: version, openmp (bool), max_threads (what n_threads=None uses), blas (the BLAS
+    behind NumPy/SciPy, used by the bounds; the kernels use their own SIMD loops),
+    boundscheck (bool), isa (the instruction set the kernels' row loops run with)."""
+    compiled = _kernels.compiled_info()
+    return {
+        "version": __version__,
+        "openmp": compiled["openmp"],
+        "max_threads": available_cpus() if compiled["openmp"] else 1,
+        "blas": _numpy_blas(),
+        "boundscheck": compiled["boundscheck"],
+        "isa": compiled["isa"],
+        "numpy": np.__version__,
+    }

@@ -1,0 +1,257 @@
+# Typed kernels of gomaml (private). SPEC §3: per task the inner loop, the query risk and its
+# gradient, and the backward pass v <- (I - eta H^(t)) v, parallel over tasks.
+#
+# Layout: packed rows (CSR style, SPEC §1): task i owns support rows s_ptr[i]:s_ptr[i+1] and
+# query rows q_ptr[i]:q_ptr[i+1]. All accumulation is double.
+#
+# Determinism: tasks are cut into blocks whose boundaries depend only on (n_tasks, n_blocks),
+# never on the thread count; each block sums its tasks in order into its own row of
+# `block_grad`, and the caller adds the rows in a fixed order. Any n_threads gives the same bits.
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+from cython cimport floating
+
+from gomaml._pointloss cimport loss_eval
+
+cdef extern from "rowops.h" nogil:
+    double gm_dot_d(const double* x, const double* v, Py_ssize_t n)
+    double gm_dot_f(const float* x, const double* v, Py_ssize_t n)
+    void gm_axpy_d(double a, const double* x, double* y, Py_ssize_t n)
+    void gm_axpy_f(double a, const float* x, double* y, Py_ssize_t n)
+    int gm_openmp_enabled()
+    int gm_openmp_max_threads()
+    const char* gm_isa()
+    int GOMAML_BOUNDSCHECK
+
+# what meta_objective computes
+MODE_VALUE = 0        # L only
+MODE_FIRST_ORDER = 1  # L and sum_i p_i grad R(theta_i; Q_i)   (J_i = I)
+MODE_EXACT = 2        # L and sum_i p_i J_i^T grad R(theta_i; Q_i)
+
+
+def compiled_info():
+    """What the extension was compiled with: OpenMP, bounds checking, the row-loop ISA."""
+    return {
+        "openmp": bool(gm_openmp_enabled()),
+        "max_threads": gm_openmp_max_threads(),
+        "boundscheck": bool(GOMAML_BOUNDSCHECK),
+        "isa": gm_isa().decode(),
+    }
+
+
+cdef inline double row_dot(const floating* x, const double* v, Py_ssize_t d) noexcept nogil:
+    if floating is double:
+        return gm_dot_d(x, v, d)
+    else:
+        return gm_dot_f(x, v, d)
+
+
+cdef inline void row_axpy(double a, const floating* x, double* y, Py_ssize_t d) noexcept nogil:
+    if floating is double:
+        gm_axpy_d(a, x, y, d)
+    else:
+        gm_axpy_f(a, x, y, d)
+
+
+cdef inline void vec_axpy(double a, const double* x, double* y, Py_ssize_t d) noexcept nogil:
+    gm_axpy_d(a, x, y, d)
+
+
+cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_ssize_t d,
+                     const double* theta, int code, double delta, double eta, int T,
+                     double* th, double* g, double* h2) noexcept nogil:
+    """th <- theta after T inner steps on the support; h2[t*ks + j] <- l''(x_j^T th^(t))
+    when h2 is not NULL (the backward pass needs them, SPEC §3 'Memory')."""
+    cdef Py_ssize_t j, t
+    cdef double z, l0, l1, l2
+    cdef const floating* x
+    memcpy(th, theta, d * sizeof(double))
+    for t in range(T):
+        memset(g, 0, d * sizeof(double))
+        for j in range(ks):
+            x = Xs + j * d
+            z = row_dot(x, th, d)
+            loss_eval(code, delta, z, ys[j], &l0, &l1, &l2)
+            if h2 != NULL:
+                h2[t * ks + j] = l2
+            row_axpy(l1, x, g, d)          # same row, still in cache
+        vec_axpy(-eta / ks, g, th, d)
+
+
+cdef double query_risk(const floating* Xq, const floating* yq, Py_ssize_t kq, Py_ssize_t d,
+                       const double* th, int code, double delta, double* v) noexcept nogil:
+    """Returns R(th; Q); writes grad R(th; Q) into v unless v is NULL."""
+    cdef Py_ssize_t b
+    cdef double z, l0, l1, l2, risk = 0.0
+    cdef const floating* x
+    if v != NULL:
+        memset(v, 0, d * sizeof(double))
+    for b in range(kq):
+        x = Xq + b * d
+        z = row_dot(x, th, d)
+        loss_eval(code, delta, z, yq[b], &l0, &l1, &l2)
+        risk += l0
+        if v != NULL:
+            row_axpy(l1, x, v, d)
+    if v != NULL:
+        for b in range(d):
+            v[b] /= kq
+    return risk / kq
+
+
+cdef void backward(const floating* Xs, Py_ssize_t ks, Py_ssize_t d, double eta, int T,
+                   const double* h2, double* v, double* w) noexcept nogil:
+    """v <- (I - eta H^(0)) ... (I - eta H^(T-1)) v, H^(t) v = (1/ks) Xs^T (h2_t * (Xs v))."""
+    cdef Py_ssize_t j, t
+    cdef double u
+    cdef const floating* x
+    for t in range(T - 1, -1, -1):
+        memset(w, 0, d * sizeof(double))
+        for j in range(ks):
+            x = Xs + j * d
+            u = row_dot(x, v, d)
+            row_axpy(h2[t * ks + j] * u, x, w, d)
+        vec_axpy(-eta / ks, w, v, d)
+
+
+cdef void meta_block(Py_ssize_t lo, Py_ssize_t hi, const int64_t* task_ids,
+                     const floating* Xs, const floating* ys, const int64_t* s_ptr,
+                     const floating* Xq, const floating* yq, const int64_t* q_ptr,
+                     const double* weights, const double* theta, Py_ssize_t d,
+                     int code, double delta, double eta, int T, int mode,
+                     double* loss_out, double* grad_out, double* scratch) noexcept nogil:
+    """Entries lo..hi-1 of task_ids, in order: loss_out[0] += w_m R_i,
+    grad_out += w_m J_i^T grad R_i, with i = task_ids[m] and w_m = weights[m]."""
+    cdef Py_ssize_t m, i, ks, kq
+    cdef double risk
+    cdef double* th = scratch
+    cdef double* g = scratch + d
+    cdef double* v = scratch + 2 * d
+    cdef double* h2 = scratch + 3 * d
+    for m in range(lo, hi):
+        i = task_ids[m]
+        ks = s_ptr[i + 1] - s_ptr[i]
+        kq = q_ptr[i + 1] - q_ptr[i]
+        inner_loop(Xs + s_ptr[i] * d, ys + s_ptr[i], ks, d, theta, code, delta, eta, T,
+                   th, g, h2 if mode == 2 else NULL)
+        risk = query_risk(Xq + q_ptr[i] * d, yq + q_ptr[i], kq, d, th, code, delta,
+                          v if mode != 0 else NULL)
+        loss_out[0] += weights[m] * risk
+        if mode == 2:
+            backward(Xs + s_ptr[i] * d, ks, d, eta, T, h2, v, g)
+        if mode != 0:
+            vec_axpy(weights[m], v, grad_out, d)
+
+
+def _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, Py_ssize_t n):
+    if s_ptr.shape[0] != n + 1 or q_ptr.shape[0] != n + 1:
+        raise ValueError("offsets must have length n_tasks + 1")
+    if ys.shape[0] != Xs.shape[0] or yq.shape[0] != Xq.shape[0]:
+        raise ValueError("labels and rows differ in length")
+    if Xq.shape[1] != Xs.shape[1]:
+        raise ValueError("support and query differ in d")
+    if s_ptr[0] != 0 or s_ptr[n] != Xs.shape[0] or q_ptr[0] != 0 or q_ptr[n] != Xq.shape[0]:
+        raise ValueError("offsets do not cover the rows")
+
+
+def scratch_size(Py_ssize_t d, int inner_steps, Py_ssize_t max_support):
+    """Doubles of per-thread scratch that meta_objective needs."""
+    return 3 * d + inner_steps * max_support
+
+
+def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
+                   const int64_t[::1] s_ptr,
+                   const floating[:, ::1] Xq, const floating[::1] yq,
+                   const int64_t[::1] q_ptr,
+                   const int64_t[::1] task_ids, const double[::1] weights,
+                   const double[::1] theta,
+                   int loss_code, double delta, double inner_lr, int inner_steps, int mode,
+                   double[::1] block_loss, double[:, ::1] block_grad,
+                   double[:, ::1] scratch, int n_threads):
+    """Per-block partial sums of sum_m w_m R(theta_i; Q_i) (i = task_ids[m]) and its gradient.
+
+    Inputs: packed support (sum ks, d), labels, offsets (n+1); the same for the query; the
+    tasks to include (m,) and their weights (m,); theta (d,). Outputs (zeroed here): block_loss
+    (B,), block_grad (B, d), B = number of blocks, entries of task_ids cut into B contiguous
+    runs; the caller sums the rows in block order. Scratch (n_threads, scratch_size(d, T, max ks)).
+    """
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, m = task_ids.shape[0], d = Xs.shape[1]
+    cdef Py_ssize_t n_blocks = block_loss.shape[0], b
+    _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, n)
+    if weights.shape[0] != m or theta.shape[0] != d or block_grad.shape[0] != n_blocks \
+            or block_grad.shape[1] != d:
+        raise ValueError("weights, theta or block_grad has the wrong shape")
+    if n_blocks < 1 or n_blocks > m or n_threads < 1 or scratch.shape[0] < n_threads:
+        raise ValueError("bad block or thread count")
+    if mode not in (0, 1, 2) or inner_steps < 1:
+        raise ValueError("bad mode or inner_steps")
+    cdef Py_ssize_t j, i, need = scratch_size(d, inner_steps, 0)
+    for j in range(m):
+        i = task_ids[j]
+        if i < 0 or i >= n:
+            raise ValueError("task id out of range")
+        need = max(need, scratch_size(d, inner_steps, s_ptr[i + 1] - s_ptr[i]))
+    if scratch.shape[1] < need:
+        raise ValueError("scratch too small")
+    block_loss[:] = 0.0
+    block_grad[:, :] = 0.0
+    with nogil:
+        for b in prange(n_blocks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            meta_block((b * m) // n_blocks, ((b + 1) * m) // n_blocks, &task_ids[0],
+                       &Xs[0, 0], &ys[0], &s_ptr[0], &Xq[0, 0], &yq[0], &q_ptr[0],
+                       &weights[0], &theta[0], d, loss_code, delta, inner_lr, inner_steps,
+                       mode, &block_loss[b], &block_grad[b, 0], &scratch[threadid(), 0])
+
+
+def adapt_tasks(const floating[:, ::1] Xs, const floating[::1] ys,
+                const int64_t[::1] s_ptr, const double[::1] theta,
+                int loss_code, double delta, double inner_lr, int inner_steps,
+                double[:, ::1] out, double[:, ::1] scratch, int n_threads):
+    """out[i] <- adapted parameter theta_i (n, d). Scratch (n_threads, d)."""
+    cdef Py_ssize_t n = out.shape[0], d = Xs.shape[1], i
+    if s_ptr.shape[0] != n + 1 or ys.shape[0] != Xs.shape[0] or theta.shape[0] != d:
+        raise ValueError("layout mismatch")
+    if out.shape[1] != d or scratch.shape[0] < n_threads or scratch.shape[1] < d:
+        raise ValueError("out or scratch has the wrong shape")
+    if s_ptr[0] != 0 or s_ptr[n] != Xs.shape[0] or inner_steps < 1 or n_threads < 1:
+        raise ValueError("bad offsets, inner_steps or n_threads")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            inner_loop(&Xs[s_ptr[i], 0], &ys[s_ptr[i]], s_ptr[i + 1] - s_ptr[i], d,
+                       &theta[0], loss_code, delta, inner_lr, inner_steps,
+                       &out[i, 0], &scratch[threadid(), 0], NULL)
+
+
+def task_risks(const floating[:, ::1] Xs, const floating[::1] ys,
+               const int64_t[::1] s_ptr,
+               const floating[:, ::1] Xq, const floating[::1] yq,
+               const int64_t[::1] q_ptr, const double[::1] theta,
+               int loss_code, double delta, double inner_lr, int inner_steps,
+               double[::1] before, double[::1] after, double[:, ::1] scratch, int n_threads):
+    """before[i] <- R(theta; Q_i), after[i] <- R(theta_i; Q_i). Scratch (n_threads, 2d)."""
+    cdef Py_ssize_t n = before.shape[0], d = Xs.shape[1], i
+    _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, n)
+    if after.shape[0] != n or theta.shape[0] != d or scratch.shape[0] < n_threads \
+            or scratch.shape[1] < 2 * d or inner_steps < 1 or n_threads < 1:
+        raise ValueError("bad output, scratch, inner_steps or n_threads")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            before[i] = query_risk(&Xq[q_ptr[i], 0], &yq[q_ptr[i]], q_ptr[i + 1] - q_ptr[i], d,
+                                   &theta[0], loss_code, delta, NULL)
+            inner_loop(&Xs[s_ptr[i], 0], &ys[s_ptr[i]], s_ptr[i + 1] - s_ptr[i], d,
+                       &theta[0], loss_code, delta, inner_lr, inner_steps,
+                       &scratch[threadid(), 0], &scratch[threadid(), d], NULL)
+            after[i] = query_risk(&Xq[q_ptr[i], 0], &yq[q_ptr[i]], q_ptr[i + 1] - q_ptr[i], d,
+                                  &scratch[threadid(), 0], loss_code, delta, NULL)
+
+
+def loss_arrays(int loss_code, double delta, const double[::1] z, const double[::1] y,
+                double[::1] value, double[::1] d1, double[::1] d2):
+    """value, d1, d2 <- l, l', l'' of each (z_j, y_j) through the kernels' point functions."""
+    cdef Py_ssize_t j, m = z.shape[0]
+    if y.shape[0] != m or value.shape[0] != m or d1.shape[0] != m or d2.shape[0] != m:
+        raise ValueError("length mismatch")
+    with nogil:
+        for j in range(m):
+            loss_eval(loss_code, delta, z[j], y[j], &value[j], &d1[j], &d2[j])

@@ -1,0 +1,94 @@
+"""The per-sample losses of SPEC §2 as objects; the arithmetic is the kernels' point functions."""
+import math
+import numbers
+
+import numpy as np
+
+from gomaml import _kernels
+
+SQUARED, LOGISTIC, PSEUDO_HUBER = 0, 1, 2
+
+
+class Loss:
+    """A convex, twice-differentiable per-sample loss l(z, y) of a prediction z."""
+
+    name = None
+    code = None
+    delta = 1.0
+    labels = "real"
+
+    def _eval(self, z, y):
+        z, y = np.broadcast_arrays(np.asarray(z, dtype=np.float64),
+                                   np.asarray(y, dtype=np.float64))
+        shape = z.shape
+        z = np.ascontiguousarray(z).ravel()
+        y = np.ascontiguousarray(y).ravel()
+        out = np.empty((3, z.size))
+        _kernels.loss_arrays(self.code, float(self.delta), z, y, out[0], out[1], out[2])
+        return out.reshape((3,) + shape)
+
+    def value(self, z, y):
+        """l(z, y), elementwise (arrays broadcast), float64."""
+        return self._eval(z, y)[0]
+
+    def d1(self, z, y):
+        """dl/dz, elementwise, float64."""
+        return self._eval(z, y)[1]
+
+    def d2(self, z, y):
+        """d²l/dz², elementwise, float64."""
+        return self._eval(z, y)[2]
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.delta == other.delta
+
+    def __hash__(self):
+        return hash((self.name, self.delta))
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Squared(Loss):
+    """l = (z - y)², l' = 2(z - y), l'' = 2 (not ½(z - y)²: SPEC §2)."""
+    name = "squared"
+    code = SQUARED
+
+
+class Logistic(Loss):
+    """l = log(1 + exp(-yz)) for labels y in {-1, +1}, in overflow-free form."""
+    name = "logistic"
+    code = LOGISTIC
+    labels = "{-1, +1}"
+
+
+class PseudoHuber(Loss):
+    """l = δ²(√(1 + (r/δ)²) - 1), r = z - y, in a form without cancellation."""
+    name = "pseudo_huber"
+    code = PSEUDO_HUBER
+
+    def __init__(self, delta=1.0):
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
+            raise TypeError(f"delta must be a real number, got {delta!r}")
+        if not math.isfinite(delta) or delta <= 0:
+            raise ValueError(f"delta must be finite and > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def __repr__(self):
+        return f"PseudoHuber(delta={self.delta!r})"
+
+
+_BY_NAME = {"squared": Squared, "logistic": Logistic, "pseudo_huber": PseudoHuber}
+
+
+def resolve_loss(loss):
+    """A Loss from a Loss instance or one of the names 'squared', 'logistic', 'pseudo_huber'."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        try:
+            return _BY_NAME[loss]()
+        except KeyError:
+            raise ValueError(f"loss: unknown loss name {loss!r}; expected one of "
+                             f"{', '.join(map(repr, _BY_NAME))} or a Loss instance") from None
+    raise TypeError(f"loss must be a loss name or a Loss instance, got {type(loss).__name__}")

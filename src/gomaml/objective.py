@@ -1,0 +1,165 @@
+"""The MAML meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) and its exact gradient (SPEC §3).
+
+Validation, allocation and thread policy; the arithmetic is in the compiled kernels.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from gomaml import _kernels
+from gomaml._threads import resolve_n_threads
+from gomaml.losses import LOGISTIC, resolve_loss
+from gomaml.tasks import Tasks
+
+# At most this many partial-sum blocks (rows of d doubles), and at most this many bytes of them.
+_MAX_BLOCKS = 64
+_BLOCK_BYTES = 64 << 20
+
+
+class NonFiniteOutputError(ValueError):
+    """An output overflowed to inf or NaN although every input was finite."""
+
+
+class Problem:
+    """Validated arguments of one kernel call: the tasks, the loss and the inner loop."""
+
+    __slots__ = ("tasks", "loss", "inner_lr", "inner_steps", "n_threads")
+
+    def __init__(self, tasks, loss, inner_lr, inner_steps, n_threads):
+        if not isinstance(tasks, Tasks):
+            raise TypeError(f"tasks must be a gomaml.Tasks, got {type(tasks).__name__}")
+        self.tasks = tasks
+        self.loss = resolve_loss(loss)
+        if self.loss.code == LOGISTIC and not tasks.labels_are_pm1:
+            raise ValueError("tasks: the logistic loss needs labels in {-1, +1}; these tasks "
+                             "have other labels (ys or yq)")
+        if isinstance(inner_lr, bool) or not isinstance(inner_lr, numbers.Real):
+            raise TypeError(f"inner_lr must be a real number, got {inner_lr!r}")
+        if not math.isfinite(inner_lr) or inner_lr <= 0:
+            raise ValueError(f"inner_lr must be finite and > 0, got {inner_lr!r}")
+        self.inner_lr = float(inner_lr)
+        if isinstance(inner_steps, bool) or not isinstance(inner_steps, numbers.Integral):
+            raise TypeError(f"inner_steps must be an int, got {inner_steps!r}")
+        if inner_steps < 1:
+            raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
+        self.inner_steps = int(inner_steps)
+        self.n_threads = resolve_n_threads(n_threads)
+
+    def theta(self, theta, name="theta"):
+        """theta as a float64 (d,) array, checked in O(d)."""
+        try:
+            t = np.asarray(theta, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: cannot be read as a float64 array ({exc})") from None
+        d = self.tasks.d
+        if t.shape != (d,):
+            raise ValueError(f"{name}: expected shape ({d},) (the tasks' d), got {t.shape}")
+        if not np.isfinite(t).all():
+            raise ValueError(f"{name}: contains NaN or inf")
+        return np.ascontiguousarray(t)
+
+    def overflow(self, what):
+        return NonFiniteOutputError(
+            f"{what} is not finite (inf or NaN) although the inputs are: the inner loop or the "
+            f"loss overflowed. Reduce inner_lr (now {self.inner_lr:g}) or the scale of theta "
+            f"and the features.")
+
+
+def n_blocks_for(m, d):
+    """Partial-sum blocks for m tasks: depends on (m, d) only, never on the thread count."""
+    return max(1, min(m, _MAX_BLOCKS, _BLOCK_BYTES // (8 * d)))
+
+
+def _evaluate(problem, theta, mode, task_ids=None, weights=None):
+    """(L, grad or None) through the meta_objective kernel; task_ids/weights select a subset."""
+    tasks = problem.tasks
+    Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
+    if task_ids is None:
+        task_ids = np.arange(tasks.n_tasks, dtype=np.int64)
+        weights = tasks.weights
+    m, d = task_ids.shape[0], tasks.d
+    ks_max = int(tasks.support_sizes[task_ids].max())
+    B = n_blocks_for(m, d)
+    block_loss = np.empty(B)
+    block_grad = np.empty((B, d))
+    scratch = np.empty((problem.n_threads,
+                        _kernels.scratch_size(d, problem.inner_steps, ks_max)))
+    _kernels.meta_objective(Xs, ys, s_ptr, Xq, yq, q_ptr, task_ids, weights, theta,
+                            problem.loss.code, problem.loss.delta, problem.inner_lr,
+                            problem.inner_steps, mode, block_loss, block_grad, scratch,
+                            problem.n_threads)
+    value = float(np.sum(block_loss))
+    if not math.isfinite(value):
+        raise problem.overflow("the meta-loss")
+    if not mode:
+        return value, None
+    grad = block_grad.sum(axis=0)     # fixed order over blocks
+    if not np.isfinite(grad).all():
+        raise problem.overflow("the meta-gradient")
+    return value, grad
+
+
+def meta_loss_grad(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
+                   first_order=False, n_threads=None):
+    """The meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) and its gradient.
+
+    theta (d,), tasks: Tasks. The gradient is exact (Σ_i p_i J_iᵀ ∇R(θ_i; Q_i), the Hessian
+    terms (I - η∇²R) of every inner step included) unless first_order=True (J_i = I).
+    Returns (L: float, grad: float64 (d,)).
+    """
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    theta = problem.theta(theta)
+    mode = _kernels.MODE_FIRST_ORDER if first_order else _kernels.MODE_EXACT
+    return _evaluate(problem, theta, mode)
+
+
+def meta_loss(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
+    """L(θ) = Σ_i p_i R(θ_i; Q_i), a float."""
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    return _evaluate(problem, problem.theta(theta), _kernels.MODE_VALUE)[0]
+
+
+def adapt(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
+    """The adapted parameters θ_i after inner_steps steps on each support set: (n, d)."""
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    theta = problem.theta(theta)
+    Xs, ys, s_ptr = tasks.packed()[:3]
+    out = np.empty((tasks.n_tasks, tasks.d))
+    scratch = np.empty((problem.n_threads, tasks.d))
+    _kernels.adapt_tasks(Xs, ys, s_ptr, theta, problem.loss.code, problem.loss.delta,
+                         problem.inner_lr, problem.inner_steps, out, scratch,
+                         problem.n_threads)
+    if not np.isfinite(out).all():
+        raise problem.overflow("an adapted parameter")
+    return out
+
+
+def task_losses(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
+    """Each task's query risk before and after adaptation: (before (n,), after (n,))."""
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    theta = problem.theta(theta)
+    before = np.empty(tasks.n_tasks)
+    after = np.empty(tasks.n_tasks)
+    scratch = np.empty((problem.n_threads, 2 * tasks.d))
+    _kernels.task_risks(*tasks.packed(), theta, problem.loss.code, problem.loss.delta,
+                        problem.inner_lr, problem.inner_steps, before, after, scratch,
+                        problem.n_threads)
+    if not (np.isfinite(before).all() and np.isfinite(after).all()):
+        raise problem.overflow("a task risk")
+    return before, after
+
+
+def predict(theta, X):
+    """Predictions φ(x)ᵀθ: X (m, d) or (d,) features, theta (d,); float64 (m,) or a float."""
+    t = np.asarray(theta, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"theta: expected a 1-D (d,) array, got shape {t.shape}")
+    Xa = np.asarray(X)
+    if Xa.dtype.kind not in "biuf":
+        raise TypeError(f"X: expected a real numeric array, got dtype {Xa.dtype}")
+    if Xa.ndim not in (1, 2) or Xa.shape[-1] != t.shape[0]:
+        raise ValueError(f"X: expected shape (m, {t.shape[0]}) or ({t.shape[0]},), "
+                         f"got {Xa.shape}")
+    out = Xa.astype(np.float64, copy=False) @ t
+    return float(out) if out.ndim == 0 else out

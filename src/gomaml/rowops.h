@@ -1,0 +1,89 @@
+/* Row primitives for the gomaml kernels: dot and axpy of one feature row (float32 or float64)
+ * against a double vector, accumulated in double.
+ *
+ * Why C and not Cython: run-time instruction-set dispatch needs gcc's target_clones attribute,
+ * which Cython cannot attach to a function. Everything else (the per-task passes, the losses,
+ * the reductions) is in _kernels.pyx.
+ *
+ * Determinism: the dot keeps 16 partial sums in a fixed lane order (lane j adds elements
+ * j, j+16, j+32, ...), so its result is defined by C semantics alone: no reassociation is
+ * licensed (no -ffast-math), and any thread count gives the same bits. The vector width of the
+ * clone does not change the order; FMA contraction (x86-64-v3/v4 clones) may change last bits
+ * between machines, never between runs or thread counts on one machine.
+ */
+#ifndef GOMAML_ROWOPS_H
+#define GOMAML_ROWOPS_H
+
+#include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !GOMAML_NATIVE
+#define GM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define GM_DISPATCH 1
+#else
+#define GM_CLONES
+#define GM_DISPATCH 0
+#endif
+
+#define GM_LANES 16
+
+#define GM_DEFINE_DOT(NAME, T)                                                    \
+GM_CLONES static double NAME(const T *restrict x, const double *restrict v,       \
+                             Py_ssize_t n) {                                      \
+    double acc[GM_LANES] = {0.0};                                                 \
+    Py_ssize_t k = 0;                                                             \
+    for (; k + GM_LANES <= n; k += GM_LANES) {                                    \
+        for (int j = 0; j < GM_LANES; j++) acc[j] += (double)x[k + j] * v[k + j]; \
+    }                                                                             \
+    double tail = 0.0;                                                            \
+    for (; k < n; k++) tail += (double)x[k] * v[k];                               \
+    double s = 0.0;                                                               \
+    for (int j = 0; j < GM_LANES; j++) s += acc[j];                               \
+    return s + tail;                                                              \
+}
+
+#define GM_DEFINE_AXPY(NAME, T)                                                   \
+GM_CLONES static void NAME(double a, const T *restrict x, double *restrict y,     \
+                           Py_ssize_t n) {                                        \
+    for (Py_ssize_t k = 0; k < n; k++) y[k] += a * (double)x[k];                  \
+}
+
+GM_DEFINE_DOT(gm_dot_d, double)
+GM_DEFINE_DOT(gm_dot_f, float)
+GM_DEFINE_AXPY(gm_axpy_d, double)
+GM_DEFINE_AXPY(gm_axpy_f, float)
+
+static int gm_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static int gm_openmp_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Which clone the dispatcher picks on this CPU (mirrors gcc's own resolver order). */
+static const char *gm_isa(void) {
+#if GM_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
+    return "x86-64 baseline (SSE2)";
+#elif GOMAML_NATIVE
+    return "-march=native";
+#else
+    return "compiler default";
+#endif
+}
+
+#endif

@@ -1,0 +1,324 @@
+"""Tasks: the support and query sets of n tasks in the packed layout of SPEC §1.
+
+All data validation happens here, once; kernel calls check only theta.
+"""
+import numbers
+
+import numpy as np
+
+_FINITE_CHUNK = 1 << 20  # elements per finiteness check, to bound the temporary
+
+
+def _as_numeric(name, a):
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _float_dtype(arrays, dtype):
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dt}")
+        return dt
+    dt = np.result_type(*arrays)
+    if dt.kind != "f":
+        return np.dtype(np.float64)       # integers and booleans are converted
+    if dt.itemsize < 4:
+        return np.dtype(np.float32)
+    if dt.itemsize > 8:
+        return np.dtype(np.float64)
+    return dt
+
+
+def _check_finite(name, a):
+    flat = a.reshape(-1)
+    for start in range(0, flat.size, _FINITE_CHUNK):
+        block = flat[start:start + _FINITE_CHUNK]
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block))[0])
+            where = np.unravel_index(bad, a.shape) if a.ndim > 1 else (bad,)
+            raise ValueError(f"{name}: contains NaN or inf (first at index "
+                             f"{tuple(int(i) for i in where)})")
+
+
+def _readonly(a):
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def _all_pm1(y):
+    return bool(np.all((y == 1) | (y == -1)))
+
+
+def _is_sequence(obj):
+    return isinstance(obj, (list, tuple))
+
+
+def _pack(xname, yname, X, y):
+    """(rows (sum k, d), labels (sum k,), offsets (n+1,)) from a dense (n, k, d) array and
+    (n, k) labels, or from lists of per-task (k_i, d) arrays and (k_i,) labels."""
+    if _is_sequence(X):
+        if not _is_sequence(y):
+            raise TypeError(f"{yname}: must be a list like {xname}, got {type(y).__name__}")
+        if len(X) != len(y):
+            raise ValueError(f"{xname} has {len(X)} tasks but {yname} has {len(y)}")
+        if len(X) == 0:
+            raise ValueError(f"{xname}: no tasks")
+        Xs = [_as_numeric(f"{xname}[{i}]", a) for i, a in enumerate(X)]
+        ys = [_as_numeric(f"{yname}[{i}]", a) for i, a in enumerate(y)]
+        for i, (a, b) in enumerate(zip(Xs, ys)):
+            if a.ndim != 2:
+                raise ValueError(f"{xname}[{i}]: expected a 2-D (k, d) array, got shape {a.shape}")
+            if b.ndim != 1:
+                raise ValueError(f"{yname}[{i}]: expected a 1-D (k,) array, got shape {b.shape}")
+        return Xs, ys
+    Xa = _as_numeric(xname, X)
+    ya = _as_numeric(yname, y)
+    if Xa.ndim != 3:
+        raise ValueError(f"{xname}: expected a dense (n, k, d) array or a list of (k_i, d) "
+                         f"arrays, got shape {Xa.shape}")
+    if ya.ndim != 2:
+        raise ValueError(f"{yname}: expected an (n, k) array, got shape {ya.shape}")
+    return Xa, ya
+
+
+def _finish(xname, yname, X, y, dt):
+    """Packed, contiguous, validated arrays of dtype dt from the output of _pack."""
+    if isinstance(X, list):
+        d = X[0].shape[1]
+        for i, (a, b) in enumerate(zip(X, y)):
+            if a.shape[1] != d:
+                raise ValueError(f"{xname}[{i}]: has d = {a.shape[1]}, but {xname}[0] has d = {d}")
+            if a.shape[0] != b.shape[0]:
+                raise ValueError(f"{xname}[{i}] has {a.shape[0]} rows but {yname}[{i}] has "
+                                 f"{b.shape[0]} labels")
+            if a.shape[0] == 0:
+                raise ValueError(f"{xname}[{i}]: task {i} has no rows (empty task)")
+        sizes = np.array([a.shape[0] for a in X], dtype=np.int64)
+        rows = np.concatenate([np.asarray(a, dtype=dt) for a in X], axis=0) if d else \
+            np.empty((int(sizes.sum()), 0), dt)
+        labels = np.concatenate([np.asarray(b, dtype=dt) for b in y])
+    else:
+        n, k, d = X.shape
+        if y.shape != (n, k):
+            raise ValueError(f"{xname} has shape {X.shape} but {yname} has shape {y.shape}; "
+                             f"expected {(n, k)}")
+        if n == 0:
+            raise ValueError(f"{xname}: no tasks (n = 0)")
+        if k == 0:
+            raise ValueError(f"{xname}: the tasks have no rows (k = 0, empty tasks)")
+        sizes = np.full(n, k, dtype=np.int64)
+        rows = np.ascontiguousarray(X, dtype=dt).reshape(n * k, d)   # a view when possible
+        labels = np.ascontiguousarray(y, dtype=dt).reshape(n * k)
+    if rows.shape[1] == 0:
+        raise ValueError(f"{xname}: feature dimension d = 0")
+    ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=ptr[1:])
+    _check_finite(xname, rows)
+    _check_finite(yname, labels)
+    return rows, labels, ptr
+
+
+def _normalise_weights(weights, n):
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = _as_numeric("weights", weights).astype(np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"weights: expected shape ({n},) (one per task), got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError("weights: must be finite")
+    if not (w > 0).all():
+        raise ValueError(f"weights: must be > 0, got min {w.min()!r}")
+    w = w / w.max()          # no overflow in the sum below
+    return w / w.sum()
+
+
+class Tasks:
+    """n meta-learning tasks, each a support set (used by the inner step) and a query set.
+
+    Tasks(Xs, ys, Xq=None, yq=None, *, weights=None, dtype=None)
+
+    Xs: dense (n, k, d) array or a list of n arrays (k_i, d); ys: (n, k) or a list of (k_i,).
+    Xq, yq likewise (query sizes may differ from the support's); both None means same-data
+    mode (query = support, no copy). weights: n positive numbers (normalised to sum 1;
+    default uniform). dtype: float32 or float64; default the result type of the inputs
+    (integers become float64). A dense array of the right dtype is used without a copy: do
+    not modify it afterwards.
+    """
+
+    def __init__(self, Xs, ys, Xq=None, yq=None, *, weights=None, dtype=None):
+        if (Xq is None) != (yq is None):
+            raise ValueError("Xq and yq: give both (separate query sets) or neither "
+                             "(same-data mode)")
+        same = Xq is None
+        Xs_, ys_ = _pack("Xs", "ys", Xs, ys)
+        parts = [Xs_, ys_]
+        if not same:
+            Xq_, yq_ = _pack("Xq", "yq", Xq, yq)
+            parts += [Xq_, yq_]
+        flat = [a for p in parts for a in (p if isinstance(p, list) else [p])]
+        dt = _float_dtype(flat, dtype)
+        s = _finish("Xs", "ys", Xs_, ys_, dt)
+        q = s if same else _finish("Xq", "yq", Xq_, yq_, dt)
+        self._init_packed(s, q, same, weights)
+
+    @classmethod
+    def from_packed(cls, Xs, ys, s_ptr, Xq, yq, q_ptr, *, weights=None, dtype=None):
+        """Tasks from the packed layout: rows (sum k_i, d), labels (sum k_i,), int64 offsets
+        (n+1,) with task i owning rows ptr[i]:ptr[i+1]. Xq = yq = q_ptr = None: same-data."""
+        same = Xq is None and yq is None and q_ptr is None
+        if not same and (Xq is None or yq is None or q_ptr is None):
+            raise ValueError("Xq, yq and q_ptr: give all three or none (same-data mode)")
+        arrays = [_as_numeric("Xs", Xs), _as_numeric("ys", ys)]
+        if not same:
+            arrays += [_as_numeric("Xq", Xq), _as_numeric("yq", yq)]
+        dt = _float_dtype(arrays, dtype)
+
+        def one(xname, yname, pname, X, y, ptr):
+            if X.ndim != 2:
+                raise ValueError(f"{xname}: expected packed (rows, d), got shape {X.shape}")
+            if y.ndim != 1 or y.shape[0] != X.shape[0]:
+                raise ValueError(f"{yname}: expected shape ({X.shape[0]},), got {y.shape}")
+            if X.shape[1] == 0:
+                raise ValueError(f"{xname}: feature dimension d = 0")
+            p = _as_numeric(pname, ptr)
+            if p.dtype.kind not in "iu" or p.ndim != 1 or p.shape[0] < 2:
+                raise ValueError(f"{pname}: expected 1-D integer offsets of length n+1 >= 2, "
+                                 f"got dtype {p.dtype}, shape {p.shape}")
+            p = p.astype(np.int64)
+            if p[0] != 0 or p[-1] != X.shape[0]:
+                raise ValueError(f"{pname}: must start at 0 and end at {X.shape[0]} "
+                                 f"(the number of rows), got {p[0]} .. {p[-1]}")
+            steps = np.diff(p)
+            if (steps <= 0).any():
+                i = int(np.flatnonzero(steps <= 0)[0])
+                raise ValueError(f"{pname}: task {i} has {steps[i]} rows (empty task or "
+                                 f"decreasing offsets)")
+            rows = np.ascontiguousarray(X, dtype=dt)
+            labels = np.ascontiguousarray(y, dtype=dt)
+            _check_finite(xname, rows)
+            _check_finite(yname, labels)
+            return rows, labels, p
+
+        s = one("Xs", "ys", "s_ptr", arrays[0], arrays[1], s_ptr)
+        if same:
+            q = s
+        else:
+            q = one("Xq", "yq", "q_ptr", arrays[2], arrays[3], q_ptr)
+            if q[2].shape != s[2].shape:
+                raise ValueError(f"q_ptr describes {q[2].shape[0] - 1} tasks but s_ptr "
+                                 f"{s[2].shape[0] - 1}")
+        self = cls.__new__(cls)
+        self._init_packed(s, q, same, weights)
+        return self
+
+    def _init_packed(self, s, q, same, weights):
+        Xs, ys, s_ptr = s
+        Xq, yq, q_ptr = q
+        if Xq.shape[1] != Xs.shape[1]:
+            raise ValueError(f"Xq: query d = {Xq.shape[1]} differs from support d = "
+                             f"{Xs.shape[1]}")
+        if q_ptr.shape != s_ptr.shape:
+            raise ValueError(f"Xq has {q_ptr.shape[0] - 1} tasks but Xs has "
+                             f"{s_ptr.shape[0] - 1}")
+        self._Xs, self._ys, self._s_ptr = map(_readonly, (Xs, ys, s_ptr))
+        if same:
+            self._Xq, self._yq, self._q_ptr = self._Xs, self._ys, self._s_ptr
+        else:
+            self._Xq, self._yq, self._q_ptr = map(_readonly, (Xq, yq, q_ptr))
+        self._same = bool(same)
+        self._weights = _readonly(_normalise_weights(weights, s_ptr.shape[0] - 1))
+        self._labels_pm1 = _all_pm1(self._ys) and (same or _all_pm1(self._yq))
+
+    # -- accessors -------------------------------------------------------------------------
+    @property
+    def n_tasks(self):
+        return self._s_ptr.shape[0] - 1
+
+    @property
+    def d(self):
+        return self._Xs.shape[1]
+
+    @property
+    def dtype(self):
+        return self._Xs.dtype
+
+    @property
+    def support_sizes(self):
+        return np.diff(self._s_ptr)
+
+    @property
+    def query_sizes(self):
+        return np.diff(self._q_ptr)
+
+    @property
+    def same_data(self):
+        return self._same
+
+    @property
+    def weights(self):
+        return self._weights
+
+    @property
+    def labels_are_pm1(self):
+        """True when every label (support and query) is -1 or +1 (the logistic loss needs it)."""
+        return self._labels_pm1
+
+    def packed(self):
+        """(Xs, ys, s_ptr, Xq, yq, q_ptr): read-only views of the packed arrays (in same-data
+        mode the query arrays are the support arrays themselves)."""
+        return self._Xs, self._ys, self._s_ptr, self._Xq, self._yq, self._q_ptr
+
+    def task(self, i):
+        """(Xs_i, ys_i, Xq_i, yq_i) of task i: read-only views, no copy."""
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"i must be an int, got {type(i).__name__}")
+        n = self.n_tasks
+        if not -n <= i < n:
+            raise IndexError(f"i = {i} is out of range for {n} tasks")
+        i = int(i) % n
+        a, b = self._s_ptr[i], self._s_ptr[i + 1]
+        c, e = self._q_ptr[i], self._q_ptr[i + 1]
+        return self._Xs[a:b], self._ys[a:b], self._Xq[c:e], self._yq[c:e]
+
+    def __len__(self):
+        return self.n_tasks
+
+    def __repr__(self):
+        ks, kq = self.support_sizes, self.query_sizes
+        return (f"Tasks(n_tasks={self.n_tasks}, d={self.d}, dtype={self.dtype}, "
+                f"support={ks.min()}..{ks.max()}, query={kq.min()}..{kq.max()}, "
+                f"same_data={self.same_data})")
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path):
+        """Write an .npz with keys Xs, ys, s_ptr, Xq, yq, q_ptr, weights, same_data. In
+        same-data mode Xq and yq are stored empty and q_ptr equals s_ptr (no duplicate data)."""
+        if self._same:
+            Xq = np.empty((0, self.d), self.dtype)
+            yq = np.empty(0, self.dtype)
+        else:
+            Xq, yq = self._Xq, self._yq
+        np.savez(path, Xs=self._Xs, ys=self._ys, s_ptr=self._s_ptr, Xq=Xq, yq=yq,
+                 q_ptr=self._q_ptr, weights=self._weights, same_data=np.array(self._same))
+
+    @classmethod
+    def load(cls, path):
+        """Tasks written by save()."""
+        with np.load(path, allow_pickle=False) as f:
+            missing = {"Xs", "ys", "s_ptr", "Xq", "yq", "q_ptr", "weights",
+                       "same_data"} - set(f.files)
+            if missing:
+                raise ValueError(f"path: {path} is not a gomaml tasks file "
+                                 f"(missing keys {sorted(missing)})")
+            if bool(f["same_data"]):
+                return cls.from_packed(f["Xs"], f["ys"], f["s_ptr"], None, None, None,
+                                       weights=f["weights"])
+            return cls.from_packed(f["Xs"], f["ys"], f["s_ptr"], f["Xq"], f["yq"], f["q_ptr"],
+                                   weights=f["weights"])
