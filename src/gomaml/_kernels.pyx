@@ -19,6 +19,7 @@ cdef extern from "rowops.h" nogil:
     double gm_dot_f(const float* x, const double* v, Py_ssize_t n)
     void gm_axpy_d(double a, const double* x, double* y, Py_ssize_t n)
     void gm_axpy_f(double a, const float* x, double* y, Py_ssize_t n)
+    double gm_sum_d(const double* x, Py_ssize_t n)
     int gm_openmp_enabled()
     int gm_openmp_max_threads()
     const char* gm_isa()
@@ -255,3 +256,14 @@ def loss_arrays(int loss_code, double delta, const double[::1] z, const double[:
     with nogil:
         for j in range(m):
             loss_eval(loss_code, delta, z[j], y[j], &value[j], &d1[j], &d2[j])
+
+
+def stream_read(const double[::1] buf, double[::1] partial, int n_threads):
+    """Reads buf once, split into len(partial) contiguous chunks over n_threads threads;
+    partial[c] <- sum of chunk c. The bandwidth probe: same threads and ISA as the kernels."""
+    cdef Py_ssize_t n = buf.shape[0], nc = partial.shape[0], c
+    if nc < 1 or nc > n or n_threads < 1:
+        raise ValueError("bad chunk or thread count")
+    with nogil:
+        for c in prange(nc, num_threads=n_threads, schedule="static"):
+            partial[c] = gm_sum_d(&buf[(c * n) // nc], ((c + 1) * n) // nc - (c * n) // nc)

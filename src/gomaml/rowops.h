@@ -5,8 +5,8 @@
  * which Cython cannot attach to a function. Everything else (the per-task passes, the losses,
  * the reductions) is in _kernels.pyx.
  *
- * Determinism: the dot keeps 16 partial sums in a fixed lane order (lane j adds elements
- * j, j+16, j+32, ...), so its result is defined by C semantics alone: no reassociation is
+ * Determinism: the dot keeps 32 partial sums in a fixed lane order (lane j adds elements
+ * j, j+32, j+64, ...) and adds them as a fixed tree, so its result is defined by C semantics alone: no reassociation is
  * licensed (no -ffast-math), and any thread count gives the same bits. The vector width of the
  * clone does not change the order; FMA contraction (x86-64-v3/v4 clones) may change last bits
  * between machines, never between runs or thread counts on one machine.
@@ -28,8 +28,14 @@
 #define GM_DISPATCH 0
 #endif
 
-#define GM_LANES 16
+#define GM_LANES 32
 
+/* acc[0] <- sum of the lanes as a fixed binary tree (vectorises; no serial add chain). */
+#define GM_REDUCE_LANES(acc)                                                      \
+    for (int w = GM_LANES / 2; w >= 1; w /= 2)                                    \
+        for (int j = 0; j < w; j++) acc[j] += acc[j + w];
+
+/* Lane j accumulates elements j, j+32, j+64, ...; the tail goes into the first lanes. */
 #define GM_DEFINE_DOT(NAME, T)                                                    \
 GM_CLONES static double NAME(const T *restrict x, const double *restrict v,       \
                              Py_ssize_t n) {                                      \
@@ -38,17 +44,27 @@ GM_CLONES static double NAME(const T *restrict x, const double *restrict v,     
     for (; k + GM_LANES <= n; k += GM_LANES) {                                    \
         for (int j = 0; j < GM_LANES; j++) acc[j] += (double)x[k + j] * v[k + j]; \
     }                                                                             \
-    double tail = 0.0;                                                            \
-    for (; k < n; k++) tail += (double)x[k] * v[k];                               \
-    double s = 0.0;                                                               \
-    for (int j = 0; j < GM_LANES; j++) s += acc[j];                               \
-    return s + tail;                                                              \
+    for (Py_ssize_t j = 0; j < n - k; j++) acc[j] += (double)x[k + j] * v[k + j]; \
+    GM_REDUCE_LANES(acc)                                                          \
+    return acc[0];                                                                \
 }
 
 #define GM_DEFINE_AXPY(NAME, T)                                                   \
 GM_CLONES static void NAME(double a, const T *restrict x, double *restrict y,     \
                            Py_ssize_t n) {                                        \
     for (Py_ssize_t k = 0; k < n; k++) y[k] += a * (double)x[k];                  \
+}
+
+/* Sum of a buffer in the same lane order: the memory-bandwidth probe's read loop. */
+GM_CLONES static double gm_sum_d(const double *restrict x, Py_ssize_t n) {
+    double acc[GM_LANES] = {0.0};
+    Py_ssize_t k = 0;
+    for (; k + GM_LANES <= n; k += GM_LANES) {
+        for (int j = 0; j < GM_LANES; j++) acc[j] += x[k + j];
+    }
+    for (Py_ssize_t j = 0; j < n - k; j++) acc[j] += x[k + j];
+    GM_REDUCE_LANES(acc)
+    return acc[0];
 }
 
 GM_DEFINE_DOT(gm_dot_d, double)

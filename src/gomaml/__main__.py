@@ -1,0 +1,5 @@
+import sys
+
+from gomaml.cli import main
+
+sys.exit(main())
