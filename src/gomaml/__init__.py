@@ -5,8 +5,14 @@ from gomaml._buildinfo import build_info
 from gomaml.tasks import Tasks
 from gomaml.losses import Loss, Squared, Logistic, PseudoHuber
 from gomaml.objective import meta_loss_grad, meta_loss, adapt, task_losses, predict
+from gomaml.train import fit, FitResult, DivergenceError
+from gomaml.minimizer import global_minimizer
+from gomaml.bounds import (optimality_bound, corollary1_bound, functional_derivative,
+                           BoundReport)
 
 __all__ = [
     "__version__", "build_info", "Tasks", "Loss", "Squared", "Logistic", "PseudoHuber",
     "meta_loss_grad", "meta_loss", "adapt", "task_losses", "predict",
+    "fit", "FitResult", "DivergenceError", "global_minimizer",
+    "optimality_bound", "corollary1_bound", "functional_derivative", "BoundReport",
 ]

@@ -1,0 +1,356 @@
+"""Theorem 1 and Corollary 1 of Wang, Cai, Yang & Wang (ICML 2020) on finite samples (SPEC §6–§8).
+
+Every term is computed in float64 (also for float32 tasks), for one inner step (T = 1).
+"""
+import dataclasses
+import json
+import math
+import numbers
+
+import numpy as np
+
+from gomaml._memory import check_fits, fits
+from gomaml.minimizer import global_minimizer
+from gomaml.objective import Problem, adapt, meta_loss, meta_loss_grad
+from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
+
+# the exact (dense SVD) solver is used up to this many entries of the pair matrix
+_EXACT_MAX_ENTRIES = 2_500_000
+
+
+@dataclasses.dataclass
+class BoundReport:
+    """The terms of the optimality-gap bound at a point ω (SPEC §8)."""
+    gap: float                 # L(ω) − L(θ†)
+    linear_term: float         # SPEC §6's first_order
+    eps: float                 # ‖∇L(ω)‖₂, exact gradient
+    R: float
+    w_norm: float
+    repr_error: float          # ‖A v − c‖ at the returned feasible v
+    bound: float               # R·eps + w_norm·repr_error
+    comparator_kind: str       # "closed_form" or "user"
+    exact: bool                # the comparator is the exact global minimiser
+    n_pairs: int
+    n_dropped: int
+    solver: str
+    solver_gap: float
+    loss: str
+    inner_lr: float
+    inner_steps: int
+    L_omega: float = math.nan
+    L_comparator: float = math.nan
+    w_norm_tight: float = None   # Corollary 1 only: ‖W‖_ρ ≤ w_norm = 2R̄
+
+    def to_dict(self):
+        """A JSON-safe dict: inf and NaN are spelled "inf", "-inf", "nan"."""
+        def safe(x):
+            if isinstance(x, float) and not math.isfinite(x):
+                return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+            return x
+        return {k: safe(v) for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self):
+        return json.dumps(self.to_dict())
+
+    def __str__(self):
+        rows = [
+            ("gap  L(ω) − L(θ†)", self.gap),
+            ("linear term", self.linear_term),
+            ("bound  R·ε + ‖w‖·repr", self.bound),
+            ("ε = ‖∇L(ω)‖", self.eps),
+            ("R", self.R),
+            ("‖w‖", self.w_norm),
+        ]
+        if self.w_norm_tight is not None:
+            rows.append(("‖W‖_ρ (tighter)", self.w_norm_tight))
+        rows += [
+            ("repr error", self.repr_error),
+            ("L(ω)", self.L_omega),
+            ("L(θ†)", self.L_comparator),
+        ]
+        lines = [f"optimality bound ({self.loss}, η={self.inner_lr:g}, T={self.inner_steps})"]
+        lines += [f"  {name:<24}{value: .6e}" for name, value in rows]
+        lines.append(f"  {'comparator':<24} {self.comparator_kind}"
+                     f"{' (exact global minimiser)' if self.exact else ''}")
+        lines.append(f"  {'pairs used / dropped':<24} {self.n_pairs} / {self.n_dropped}")
+        lines.append(f"  {'solver':<24} {self.solver} (remaining gap {self.solver_gap:.2e})")
+        holds = self.gap <= self.linear_term + 1e-12 * (abs(self.L_omega) + abs(self.L_comparator)) \
+            and self.linear_term <= self.bound + 1e-12 * (abs(self.linear_term) + self.bound)
+        lines.append(f"  {'gap ≤ linear ≤ bound':<24} {'holds' if holds else 'VIOLATED'}")
+        return "\n".join(lines)
+
+
+def _check_one_step(inner_steps):
+    if inner_steps != 1:
+        raise ValueError(f"inner_steps: Theorem 1 and Corollary 1 are proved for one inner step; "
+                         f"got {inner_steps} (no bound is returned that nothing proves)")
+
+
+def _check_R(R):
+    if isinstance(R, str):
+        if R != "auto":
+            raise ValueError(f"R must be 'auto' or a number >= 0, got {R!r}")
+        return None
+    if isinstance(R, bool) or not isinstance(R, numbers.Real) or not math.isfinite(R) or R < 0:
+        raise ValueError(f"R must be 'auto' or a finite number >= 0, got {R!r}")
+    return float(R)
+
+
+def _packed64(tasks):
+    Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
+    as64 = lambda a: np.asarray(a, dtype=np.float64)
+    Xs64 = as64(Xs)
+    Xq64 = Xs64 if tasks.same_data else as64(Xq)
+    return Xs64, as64(ys), s_ptr, Xq64, as64(yq), q_ptr
+
+
+def _query_terms(tasks, loss, omega_i, Xq, yq, q_ptr, other_i=None):
+    """Per query point (packed): l'(f_i(z_b), y_b) and, given other_i, Δ_i(z_b)."""
+    N = Xq.shape[0]
+    l1 = np.empty(N)
+    delta = np.empty(N) if other_i is not None else None
+    for i in range(tasks.n_tasks):
+        a, b = q_ptr[i], q_ptr[i + 1]
+        f = Xq[a:b] @ omega_i[i]
+        l1[a:b] = loss.d1(f, yq[a:b])
+        if other_i is not None:
+            delta[a:b] = Xq[a:b] @ (omega_i[i] - other_i[i])
+    return l1, delta
+
+
+class PairOperator:
+    """The pair matrix A of SPEC §6, matrix-free, over the same-task pairs (a, b) with
+    l'_b ≠ 0: A_(a,b) = s_i · b(x_a, y_a, z_b)ᵀ, s_i = p_i/√(ks_i kq_i), b at θ = ω.
+
+    Pair vectors are flat: task i's block holds ks_i × kq_i entries (a major), dropped pairs
+    held at 0. A v and Aᵀ r cost O(ks·kq + (ks + kq)·d) per task through G_i = Xs_i Xq_iᵀ."""
+
+    def __init__(self, tasks, omega, loss, inner_lr, keep):
+        self.Xs, self.ys, self.s_ptr, self.Xq, self.yq, self.q_ptr = _packed64(tasks)
+        self.eta = float(inner_lr)
+        self.h = loss.d2(self.Xs @ omega, self.ys)          # l''(x_aᵀω, y_a)
+        n = tasks.n_tasks
+        ks, kq = tasks.support_sizes, tasks.query_sizes
+        self.scale = tasks.weights / np.sqrt(ks * kq)
+        self.keep = keep.astype(np.float64)
+        self.ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(ks * kq, out=self.ptr[1:])
+        check_fits("the per-task Gram blocks Xs_i Xq_iᵀ of the pair operator",
+                   int(self.ptr[-1]) * 8 * 3)
+        self.G = [self.Xs[self.s_ptr[i]:self.s_ptr[i + 1]]
+                  @ self.Xq[self.q_ptr[i]:self.q_ptr[i + 1]].T for i in range(n)]
+        self.n_tasks, self.d = n, tasks.d
+        self.shape = (int(self.ptr[-1]), tasks.d)
+
+    def _blocks(self, i):
+        return (slice(self.s_ptr[i], self.s_ptr[i + 1]), slice(self.q_ptr[i], self.q_ptr[i + 1]),
+                slice(self.ptr[i], self.ptr[i + 1]))
+
+    def pair_values(self, per_query):
+        """The pair vector s_i · per_query[b] on kept pairs (broadcast over a)."""
+        out = np.empty(self.shape[0])
+        for i in range(self.n_tasks):
+            s, q, p = self._blocks(i)
+            ks = s.stop - s.start
+            out[p] = np.broadcast_to(self.scale[i] * per_query[q] * self.keep[q],
+                                     (ks, q.stop - q.start)).ravel()
+        return out
+
+    def matvec(self, v):
+        sv = self.Xs @ v
+        qv = self.Xq @ v
+        out = np.empty(self.shape[0])
+        for i in range(self.n_tasks):
+            s, q, p = self._blocks(i)
+            blk = qv[q][None, :] - self.eta * (self.h[s] * sv[s])[:, None] * self.G[i]
+            out[p] = (self.scale[i] * blk * self.keep[q][None, :]).ravel()
+        return out
+
+    def rmatvec(self, r):
+        cq = np.zeros(self.Xq.shape[0])
+        cs = np.zeros(self.Xs.shape[0])
+        for i in range(self.n_tasks):
+            s, q, p = self._blocks(i)
+            Rm = r[p].reshape(s.stop - s.start, q.stop - q.start) * (self.scale[i]
+                                                                       * self.keep[q])[None, :]
+            cq[q] = Rm.sum(axis=0)
+            cs[s] = -self.eta * self.h[s] * (Rm * self.G[i]).sum(axis=1)
+        if self.Xq is self.Xs:
+            return self.Xs.T @ (cq + cs)
+        return self.Xq.T @ cq + self.Xs.T @ cs
+
+    def dense_rows(self):
+        """The kept rows of A as a dense (n_pairs, d) array, and their flat indices."""
+        rows, index = [], []
+        for i in range(self.n_tasks):
+            s, q, p = self._blocks(i)
+            Xs, Xq = self.Xs[s], self.Xq[q]
+            kept = np.flatnonzero(self.keep[q])
+            blk = (Xq[kept][None, :, :] - self.eta * (self.h[s][:, None] * self.G[i][:, kept])
+                   [:, :, None] * Xs[:, None, :]) * self.scale[i]
+            rows.append(blk.reshape(-1, self.d))
+            kq = q.stop - q.start
+            index.append(p.start + (np.arange(s.stop - s.start)[:, None] * kq + kept).ravel())
+        return np.concatenate(rows), np.concatenate(index)
+
+
+def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None):
+    """Aᵀ(√(M r)·w) through the pair operator: equals ∇L(ω) (SPEC §6's identity)."""
+    problem = Problem(tasks, loss, inner_lr, 1, n_threads)
+    omega = problem.theta(omega, "omega")
+    Xs, ys, s_ptr, Xq, yq, q_ptr = _packed64(tasks)
+    omega_i = adapt(omega, tasks, loss=problem.loss, inner_lr=problem.inner_lr,
+                    n_threads=problem.n_threads)
+    l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
+    op = PairOperator(tasks, omega, problem.loss, problem.inner_lr, l1 != 0)
+    task_of_q = np.repeat(np.arange(tasks.n_tasks), tasks.query_sizes)
+    return op.rmatvec(op.pair_values(l1 / tasks.weights[task_of_q]))
+
+
+def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol):
+    """('exact' | 'matrix_free' | 'auto') -> a solver; auto by the pair matrix's size."""
+    if kind not in ("auto", "exact", "matrix_free"):
+        raise ValueError(f"solver must be 'auto', 'exact' or 'matrix_free', got {kind!r}")
+    nbytes = n_rows * d * 8
+    if kind == "auto":
+        kind = "exact" if n_rows * d <= _EXACT_MAX_ENTRIES and fits(3 * nbytes) else "matrix_free"
+    if kind == "exact":
+        check_fits("the dense pair matrix of the exact solver (use solver='matrix_free')",
+                   3 * nbytes)
+        A, c_rows = A_dense()
+        return ExactSolver(A, c_rows)
+    return GolubKahanSolver(matvec, rmatvec, c, d, tol=tol)
+
+
+def _finish(solver, R, eps, w_norm):
+    if R is None:
+        R = minimize_bound(solver.model_residual, solver.free_norm, eps, w_norm)
+    v, repr_error = solver.solve(R)
+    return R, repr_error, R * eps + w_norm * repr_error
+
+
+def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
+                     comparator=None, R="auto", solver="auto", tol=1e-8, n_threads=None):
+    """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (SPEC §6). Returns a
+    BoundReport. comparator: θ† (d,), default the exact minimiser (squared loss only)."""
+    _check_one_step(inner_steps)
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    omega = problem.theta(omega, "omega")
+    R = _check_R(R)
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
+        raise ValueError(f"tol must be a number > 0, got {tol!r}")
+    kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
+    if comparator is None:
+        if problem.loss.name != "squared":
+            raise ValueError(f"comparator: no closed-form global minimiser exists for the "
+                             f"{problem.loss.name} loss; pass comparator=θ† explicitly")
+        theta_dag = global_minimizer(tasks, **kw)[0]
+        kind, exact = "closed_form", True
+    else:
+        theta_dag = problem.theta(comparator, "comparator")
+        kind, exact = "user", False
+    L_omega, grad = meta_loss_grad(omega, tasks, **kw)
+    L_dag = meta_loss(theta_dag, tasks, **kw)
+    eps = float(np.linalg.norm(grad))
+    Xs, ys, s_ptr, Xq, yq, q_ptr = _packed64(tasks)
+    omega_i = adapt(omega, tasks, **kw)
+    dag_i = adapt(theta_dag, tasks, **kw)
+    l1, delta = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr, dag_i)
+    kq = tasks.query_sizes
+    task_of_q = np.repeat(np.arange(tasks.n_tasks), kq)
+    w_norm = float(np.sqrt(np.sum(l1 ** 2 / kq[task_of_q])))
+    linear = float(np.sum(tasks.weights[task_of_q] / kq[task_of_q] * l1 * delta))
+    keep = l1 != 0
+    ks_of_q = tasks.support_sizes[task_of_q]
+    n_pairs, n_dropped = int(ks_of_q[keep].sum()), int(ks_of_q[~keep].sum())
+
+    op = PairOperator(tasks, omega, problem.loss, problem.inner_lr, keep)
+    c = op.pair_values(delta)
+
+    def dense():
+        A, index = op.dense_rows()
+        return A, c[index]
+
+    solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol)
+    R, repr_error, bound = _finish(solv, R, eps, w_norm)
+    return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
+                       repr_error=repr_error, bound=bound, comparator_kind=kind, exact=exact,
+                       n_pairs=n_pairs, n_dropped=n_dropped, solver=solv.name,
+                       solver_gap=float(solv.gap), loss=problem.loss.name,
+                       inner_lr=problem.inner_lr, inner_steps=1, L_omega=L_omega,
+                       L_comparator=L_dag)
+
+
+def shared_inputs(tasks):
+    """X (k, d) float64 when tasks are in same-data mode and all share task 0's inputs;
+    else ValueError naming what is different (Corollary 1's setting, SPEC §7)."""
+    if not tasks.same_data:
+        raise ValueError("tasks: Corollary 1 needs same-data mode (query = support, "
+                         "Xq = yq = None) and the same inputs for every task")
+    X0 = tasks.task(0)[0]
+    for i in range(1, tasks.n_tasks):
+        Xi = tasks.task(i)[0]
+        if Xi.shape != X0.shape or not np.array_equal(Xi, X0):
+            raise ValueError(f"tasks: Corollary 1 needs every task to share task 0's inputs; "
+                             f"task {i}'s inputs differ")
+    return np.asarray(X0, dtype=np.float64)
+
+
+def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_threads=None):
+    """Corollary 1 (squared loss, shared inputs, SPEC §7): bound = R·ε + 2R̄·repr(R), with
+    u computed as Δ (never as the ratio); ‖W‖_ρ reported as w_norm_tight."""
+    _check_one_step(inner_steps)
+    problem = Problem(tasks, "squared", inner_lr, inner_steps, n_threads)
+    omega = problem.theta(omega, "omega")
+    R = _check_R(R)
+    X = shared_inputs(tasks)
+    k, d = X.shape
+    eta = problem.inner_lr
+    kw = dict(loss="squared", inner_lr=eta, n_threads=problem.n_threads)
+    theta_star = global_minimizer(tasks, **kw)[0]
+    L_omega, grad = meta_loss_grad(omega, tasks, **kw)
+    L_star = meta_loss(theta_star, tasks, **kw)
+    eps = float(np.linalg.norm(grad))
+    Y = np.asarray(tasks.packed()[1], dtype=np.float64).reshape(tasks.n_tasks, k)
+    p = tasks.weights
+    F = adapt(omega, tasks, **kw) @ X.T                        # f_i(x_b), (n, k)
+    W = p @ (2 * (F - Y))
+    R_bar = float(p @ np.sqrt(np.mean((F - Y) ** 2, axis=1)))
+    diff = omega - theta_star
+    Xd = X @ diff
+    Delta = Xd - (2 * eta / k) * (X @ (X.T @ Xd))               # x_bᵀ K_η (ω − θ*)
+    keep = W != 0
+    linear = float(np.sum(W * Delta) / k)
+    Xk = X[keep]
+    XK = lambda: (Xk - (2 * eta / k) * ((Xk @ X.T) @ X)) / np.sqrt(k)
+    c = Delta[keep] / np.sqrt(k)
+    matvec = lambda v: (Xk @ v - (2 * eta / k) * (Xk @ (X.T @ (X @ v)))) / np.sqrt(k)
+    rmatvec = lambda r: (Xk.T @ r - (2 * eta / k) * (X.T @ (X @ (Xk.T @ r)))) / np.sqrt(k)
+    solv = _make_solver("auto", lambda: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
+                        1e-10)
+    w_norm = 2 * R_bar
+    R, repr_error, bound = _finish(solv, R, eps, w_norm)
+    return BoundReport(gap=L_omega - L_star, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
+                       repr_error=repr_error, bound=bound, comparator_kind="closed_form",
+                       exact=True, n_pairs=int(keep.sum()), n_dropped=int((~keep).sum()),
+                       solver=solv.name, solver_gap=float(solv.gap), loss="squared",
+                       inner_lr=eta, inner_steps=1, L_omega=L_omega, L_comparator=L_star,
+                       w_norm_tight=float(np.sqrt(np.sum(W ** 2) / k)))
+
+
+def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
+                          measure="task", n_threads=None):
+    """The functional derivative at ω, packed like the query rows, (Σ kq_i,):
+    measure="task": l'(f_i(z_b), y_b) (for task i's own query distribution, Proposition 2);
+    measure="mixture": l'/p_i (for the mixture ρ of SPEC §6)."""
+    if measure not in ("task", "mixture"):
+        raise ValueError(f"measure must be 'task' or 'mixture', got {measure!r}")
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    omega = problem.theta(omega, "omega")
+    omega_i = adapt(omega, tasks, loss=problem.loss, inner_lr=problem.inner_lr,
+                    inner_steps=problem.inner_steps, n_threads=problem.n_threads)
+    _, _, _, Xq, yq, q_ptr = _packed64(tasks)
+    l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
+    if measure == "mixture":
+        l1 = l1 / np.repeat(tasks.weights, tasks.query_sizes)
+    return l1

@@ -1,0 +1,173 @@
+"""Ball-constrained least squares  min_{‖v‖ ≤ R} ‖A v − c‖₂  (SPEC §6's representation term).
+
+Two solvers share one small-problem core:
+* exact: an SVD of a dense A, then a secular equation on the damping λ for each R;
+* matrix-free: one Golub–Kahan bidiagonalisation of A from c (full reorthogonalisation), whose
+  Krylov space serves every λ and R (shift invariance); the projected problem is solved by
+  the exact core. Reported residuals are always ‖A v − c‖ at a feasible v.
+"""
+import numpy as np
+from scipy import optimize
+
+
+class SVDCore:
+    """min_{‖y‖≤R} ‖B y − f‖ for a small dense B, for any R, from one SVD of B."""
+
+    def __init__(self, B, f):
+        if min(B.shape) == 0:                       # nothing to fit with
+            U, s, Vt = np.zeros((B.shape[0], 0)), np.zeros(0), np.zeros((0, B.shape[1]))
+        else:
+            U, s, Vt = np.linalg.svd(B, full_matrices=False)
+        tol = max(B.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+        keep = s > tol
+        self.s, self.Vt = s[keep], Vt[keep]
+        self.beta = U[:, keep].T @ f
+        # part of f outside the range of B: never representable
+        self.outside2 = max(float(f @ f) - float(self.beta @ self.beta), 0.0)
+        self.y_free = self.Vt.T @ (self.beta / self.s) if self.s.size else np.zeros(B.shape[1])
+        self.free_norm = float(np.linalg.norm(self.beta / self.s)) if self.s.size else 0.0
+
+    def _coef(self, lam):
+        return self.s * self.beta / (self.s ** 2 + lam)
+
+    def solve(self, R):
+        """(y, lam): the minimiser (on the ball's surface when the free one lies outside)."""
+        if R >= self.free_norm:
+            return self.y_free, 0.0
+        if R <= 0 or not self.s.size:
+            return np.zeros(self.Vt.shape[1]), np.inf
+        # ‖y(λ)‖ = R, y(λ) = V diag(s β/(s² + λ)); solve 1/‖y(λ)‖ − 1/R = 0 (nearly linear)
+        phi = lambda lam: 1.0 / np.linalg.norm(self._coef(lam)) - 1.0 / R
+        hi = max(float(np.max(self.s * np.abs(self.beta))) / R, 1e-300)
+        while phi(hi) < 0:
+            hi *= 2
+        lam = optimize.brentq(phi, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                              maxiter=500)
+        y = self.Vt.T @ self._coef(lam)
+        n = np.linalg.norm(y)
+        if n > R:                      # rounding: scale into the ball
+            y *= R / n
+        return y, lam
+
+    def residual(self, R):
+        """min over the ball of ‖B y − f‖, from the SVD (the model value, not re-evaluated)."""
+        y, _ = self.solve(R)
+        r_in = self.s * (self.Vt @ y) - self.beta
+        return float(np.sqrt(r_in @ r_in + self.outside2))
+
+
+def minimize_bound(core_residual, free_norm, eps, w_norm):
+    """R ≥ 0 minimising R·eps + w_norm·repr(R) (convex; repr constant beyond free_norm).
+    Edge cases of SPEC §6: w_norm = 0 -> R = 0; eps = 0 -> R = free_norm."""
+    if w_norm == 0:
+        return 0.0
+    if eps == 0:
+        return free_norm
+    f = lambda R: R * eps + w_norm * core_residual(R)
+    if free_norm <= 0:
+        return 0.0
+    res = optimize.minimize_scalar(f, bounds=(0.0, free_norm), method="bounded",
+                                   options={"xatol": 1e-10 * free_norm})
+    candidates = [0.0, free_norm, float(res.x)]
+    return min(candidates, key=f)
+
+
+class ExactSolver:
+    """Dense A (m, d): SVD once, then any R."""
+
+    name = "exact-svd"
+
+    def __init__(self, A, c):
+        self.A, self.c = A, c
+        self.core = SVDCore(A, c)
+        self.free_norm = self.core.free_norm
+        self.gap = 0.0
+
+    def model_residual(self, R):
+        return self.core.residual(R)
+
+    def solve(self, R):
+        """(v, ‖A v − c‖) with ‖v‖ ≤ R, the residual evaluated at v."""
+        v, _ = self.core.solve(R)
+        return v, float(np.linalg.norm(self.A @ v - self.c))
+
+
+class GolubKahanSolver:
+    """Matrix-free: A given by matvec(v) -> A v and rmatvec(r) -> Aᵀ r."""
+
+    name = "golub-kahan"
+
+    def __init__(self, matvec, rmatvec, c, d, *, tol=1e-8, max_iter=300):
+        self.matvec, self.rmatvec, self.c = matvec, rmatvec, c
+        beta1 = float(np.linalg.norm(c))
+        kmax = max(0, min(max_iter, d, c.shape[0]))
+        U = np.zeros((kmax + 1, c.shape[0]))
+        V = np.zeros((kmax, d))
+        alphas, betas, history = [], [], []
+        exhausted = True          # the Krylov space ran out: the projection is exact
+        if beta1 > 0:
+            U[0] = c / beta1
+        rho_bar_c, phi_bar = 1.0, beta1   # LSQR recurrence for the free residual norm
+        for k in range(kmax if beta1 > 0 else 0):
+            v = rmatvec(U[k])
+            if k:
+                v -= betas[-1] * V[k - 1]
+            for _ in range(2):                       # reorthogonalise (CGS2)
+                v -= V[:k].T @ (V[:k] @ v)
+            a = float(np.linalg.norm(v))
+            if a <= 1e-14 * beta1:
+                break
+            V[k] = v / a
+            alphas.append(a)
+            u = matvec(V[k]) - a * U[k]
+            for _ in range(2):
+                u -= U[:k + 1].T @ (U[:k + 1] @ u)
+            b = float(np.linalg.norm(u))
+            betas.append(b)
+            rho_bar = rho_bar_c * a
+            rho = np.hypot(rho_bar, b)
+            rho_bar_c, phi_bar = rho_bar / rho, phi_bar * b / rho
+            history.append(phi_bar)
+            if b <= 1e-14 * beta1:
+                break
+            U[k + 1] = u / b
+            if k >= 2 and history[-3] - history[-1] <= tol * max(history[-1], tol * beta1):
+                exhausted = False
+                break
+        else:
+            exhausted = len(alphas) >= min(d, c.shape[0]) or beta1 == 0
+        self.iterations = len(alphas)
+        self.V = V[:len(alphas)].T
+        B, f = self._projected(alphas, betas, beta1)
+        self.core = SVDCore(B, f)
+        self.free_norm = self.core.free_norm
+        # remaining gap: what the last two iterations still gained in the free residual (an
+        # estimate, not a certificate); 0 when the Krylov space is exhausted
+        if exhausted:
+            self.gap = 0.0
+        elif len(history) >= 3:
+            self.gap = history[-3] - history[-1]
+        else:
+            self.gap = history[0] if history else 0.0
+
+    @staticmethod
+    def _projected(alphas, betas, beta1):
+        k = len(alphas)
+        B = np.zeros((k + 1, k))
+        for j in range(k):
+            B[j, j] = alphas[j]
+            B[j + 1, j] = betas[j]
+        f = np.zeros(k + 1)
+        f[0] = beta1
+        return B, f
+
+    def model_residual(self, R):
+        return self.core.residual(R)
+
+    def solve(self, R):
+        y, _ = self.core.solve(R)
+        v = self.V @ y if y.size else np.zeros(self.V.shape[0])
+        n = np.linalg.norm(v)
+        if n > R:
+            v *= R / n
+        return v, float(np.linalg.norm(self.matvec(v) - self.c))
