@@ -83,3 +83,25 @@ def task_losses(theta, tasks, loss, eta, T, delta=1.0):
 def meta_loss(theta, tasks, weights, loss, eta, T, delta=1.0):
     return sum(p * task_terms(theta, t, loss, eta, T, True, delta)[0]
                for p, t in zip(weights, tasks))
+
+
+# ---- SPEC §5: the squared-loss objective as a quadratic, built densely ---------------------
+def affine_maps(task, eta, T):
+    """(A_i, b_i) with θ_i = A_i θ + b_i for the squared loss (dense d×d, small d only)."""
+    Xs, ys, _, _ = task
+    d = Xs.shape[1]
+    A = np.linalg.matrix_power(np.eye(d) - 2 * eta * Xs.T @ Xs / len(ys), T)
+    b = inner_path(np.zeros(d), Xs, ys, "squared", eta, T)[-1]
+    return A, b
+
+
+def stacked_rows(tasks, weights, eta, T):
+    """(M, t): rows √(p_i/kq_i) Xq_i A_i and targets √(p_i/kq_i)(yq_i − Xq_i b_i)."""
+    rows, targets = [], []
+    for p, task in zip(weights, tasks):
+        A, b = affine_maps(task, eta, T)
+        Xq, yq = task[2], task[3]
+        s = np.sqrt(p / len(yq))
+        rows.append(s * Xq @ A)
+        targets.append(s * (yq - Xq @ b))
+    return np.vstack(rows), np.concatenate(targets)

@@ -12,16 +12,18 @@ class Progress:
         self.every = every
         self.t0 = self.last = time.perf_counter()
         self.drawn = False
+        self.pending = None
 
-    def update(self, done, text=""):
+    def update(self, done, text="", force=False):
         if not self.enabled:
             return
+        self.pending = (done, text)
         now = time.perf_counter()
-        if not self.tty and now - self.last < self.every and done < self.total:
-            return
-        if self.tty and now - self.last < 0.1 and done < self.total:
+        if not force and done < self.total and \
+                now - self.last < (0.1 if self.tty else self.every):
             return
         self.last = now
+        self.pending = None
         frac = done / self.total if self.total else 1.0
         line = f"{self.label}: {done}/{self.total} ({100 * frac:5.1f}%) " \
                f"{now - self.t0:7.1f}s {text}"
@@ -35,6 +37,9 @@ class Progress:
         self.stream.flush()
 
     def close(self):
+        """Show the last state if it was not shown, and end the line on a terminal."""
+        if self.enabled and self.pending is not None:
+            self.update(*self.pending, force=True)
         if self.tty and self.drawn:
             self.stream.write("\n")
             self.stream.flush()

@@ -5,6 +5,7 @@ Mini-batch (batch_size=B): MAML's Algorithm 1, B tasks sampled without replaceme
 weighted n·p_i/B, with a fixed step (given, or 1/λ_max from a curvature estimate of the full
 objective); the stopping test uses the full ‖∇L‖, evaluated every ⌈n/B⌉ steps.
 """
+import collections
 import dataclasses
 import json
 import math
@@ -112,27 +113,55 @@ def _check_int(name, value, low, allow_none=True):
     return int(value)
 
 
-def _curvature_step(problem, theta, mode):
-    """1/λ_max of the full objective's Hessian at θ (power iteration on finite differences
-    of the gradient), the fixed step of mini-batch training."""
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=theta.shape)
+def _accept(L, gn, Lt, gt, step, first_order):
+    """Backtracking test. Armijo's decrease where L can resolve it; near a stationary point,
+    where step·‖g‖² is below the rounding of L, a strictly smaller gradient norm with L no
+    higher than rounding. First-order MAML's direction is not ∇L and L need not decrease near
+    its fixed point: there the direction's norm must decrease."""
+    if gt is None or not math.isfinite(Lt):
+        return False
+    gnt = float(np.linalg.norm(gt))
+    if first_order:
+        return Lt < L or gnt < gn
+    if Lt <= L - 1e-4 * step * gn * gn:
+        return True
+    return gnt < gn and Lt <= L + 64 * np.finfo(float).eps * abs(L)
+
+
+def _largest_curvature(problem, theta, mode, ids=None, weights=None, seed=0):
+    """λ_max of the Hessian at θ of the (sub-)objective Σ_m w_m L_{i_m}: power iteration on
+    central differences of its gradient."""
+    v = np.random.default_rng(seed).normal(size=theta.shape)
     v /= np.linalg.norm(v)
     h = 1e-4 * max(1.0, np.linalg.norm(theta))
     lam = 0.0
-    for _ in range(20):
-        gp = _evaluate(problem, theta + h * v, mode)[1]
-        gm = _evaluate(problem, theta - h * v, mode)[1]
+    for _ in range(30):
+        gp = _evaluate(problem, theta + h * v, mode, ids, weights)[1]
+        gm = _evaluate(problem, theta - h * v, mode, ids, weights)[1]
         Hv = (gp - gm) / (2 * h)
         new = float(np.linalg.norm(Hv))
         if new == 0:
-            break
+            return lam
         v = Hv / new
-        if abs(new - lam) <= 1e-3 * new:
-            lam = new
-            break
+        done = abs(new - lam) <= 1e-3 * new
         lam = new
-    return 1.0 / (1.1 * lam) if lam > 0 else 1.0
+        if done:
+            break
+    return lam
+
+
+def _minibatch_step(problem, theta, mode, batch_size, rng, n_samples=8):
+    """Fixed step of Algorithm 1: 1/λ, λ the largest curvature seen over the full objective
+    and a few sampled batches (weights n·p_i/B): a batch's Hessian can exceed the full one's
+    by up to n/B, and 2/λ_batch is where a step turns unstable."""
+    tasks = problem.tasks
+    n = tasks.n_tasks
+    lam = _largest_curvature(problem, theta, mode)
+    for k in range(n_samples):
+        ids = np.sort(rng.choice(n, size=batch_size, replace=False)).astype(np.int64)
+        lam = max(lam, _largest_curvature(problem, theta, mode, ids,
+                                          tasks.weights[ids] * (n / batch_size), seed=k))
+    return 1.0 / lam if lam > 0 else 1.0
 
 
 def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False,
@@ -206,7 +235,8 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
     gn = float(np.linalg.norm(g))
     L_ref = max(abs(L), 1.0)
     if step is None:
-        step = _curvature_step(problem, theta, mode) if batch_size else 1.0 / max(gn, 1.0)
+        step = (_minibatch_step(problem, theta, mode, batch_size, np.random.default_rng(seed))
+                if batch_size else 1.0 / max(gn, 1.0))
     step_name = "outer_lr" if outer_lr else "the automatic step (pass a smaller outer_lr)"
 
     def record(it, L, gn, val=True):
@@ -216,6 +246,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
         history.add(iter=it, loss=L, grad_norm=gn, step=step, val_loss=vl)
 
     good = (theta.copy(), L, gn, it0)        # last recorded θ: what divergence returns
+    recent = collections.deque([L], maxlen=10)   # the non-monotone reference
     if not previous:
         record(it0, L, gn)
     it = it0
@@ -225,20 +256,23 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
         while not converged and it < it0 + max_iter:
             if batch_size is None:
                 # full batch: backtracking (Armijo) unless the step is fixed
+                # Barzilai–Borwein step lengths, non-monotone Armijo safeguard (Raydan 1997)
                 while True:
                     trial = theta - step * g
                     Lt, gt = full(trial)
-                    if outer_lr is not None:
-                        break
-                    if gt is not None and Lt <= L - 1e-4 * step * gn * gn:
-                        break
-                    if gt is not None and first_order and Lt < L:
+                    if outer_lr is not None or _accept(max(recent), gn, Lt, gt, step,
+                                                       first_order):
                         break
                     step *= 0.5
                     if step < 1e-300:
                         message = f"no decrease along the {direction}: step underflow"
                         raise StopIteration
+                if outer_lr is None:
+                    s_, y_ = trial - theta, gt - g
+                    sy = float(s_ @ y_)
+                    step = min(max(float(s_ @ s_) / sy, 1e-12), 1e12) if sy > 0 else 2 * step
                 theta, L, g = trial, Lt, gt
+                recent.append(L)
             else:
                 ids = np.sort(rng.choice(n, size=batch_size, replace=False)).astype(np.int64)
                 w = tasks.weights[ids] * (n / batch_size)
@@ -264,8 +298,6 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
                 good = (theta.copy(), L, gn, it)
                 converged = gn <= tol
                 bar.update(it - it0, f"L={L:.4g} |grad|={gn:.3g}")
-                if batch_size is None and outer_lr is None:
-                    step *= 2.0          # let backtracking grow the step back
                 if callback is not None and callback(it, theta.copy(), L, gn):
                     message = "stopped by callback"
                     break

@@ -22,8 +22,10 @@ class SVDCore:
         keep = s > tol
         self.s, self.Vt = s[keep], Vt[keep]
         self.beta = U[:, keep].T @ f
-        # part of f outside the range of B: never representable
-        self.outside2 = max(float(f @ f) - float(self.beta @ self.beta), 0.0)
+        # part of f outside the range of B, never representable: computed as ‖f − Uβ‖², not
+        # ‖f‖² − ‖β‖², whose cancellation leaves ~eps·‖f‖² (a false floor of √eps·‖f‖)
+        outside = f - U[:, keep] @ self.beta
+        self.outside2 = float(outside @ outside)
         self.y_free = self.Vt.T @ (self.beta / self.s) if self.s.size else np.zeros(B.shape[1])
         self.free_norm = float(np.linalg.norm(self.beta / self.s)) if self.s.size else 0.0
 

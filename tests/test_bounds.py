@@ -1,0 +1,248 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gomaml
+from gomaml.bounds import pair_gradient
+from gomaml.trust_region import ExactSolver, GolubKahanSolver
+from conftest import as_reference, make_tasks
+import reference as ref
+
+ETA = {"squared": 0.2, "logistic": 1.0, "pseudo_huber": 0.8}
+
+
+def assert_chain(rep):
+    """SPEC §6: gap ≤ linear_term ≤ bound, with its rounding allowance."""
+    assert rep.gap <= rep.linear_term + 1e-12 * (abs(rep.L_omega) + abs(rep.L_comparator))
+    assert rep.linear_term <= rep.bound + 1e-12 * (abs(rep.linear_term) + rep.bound)
+    assert rep.bound == pytest.approx(rep.R * rep.eps + rep.w_norm * rep.repr_error, rel=1e-12)
+
+
+def _with_zero_derivatives(rng, tasks, loss, omega, eta):
+    """Tasks whose query labels equal the adapted prediction at some points, so l'_b = 0
+    there (squared, pseudo-Huber) and those pairs are dropped."""
+    omega_i = gomaml.adapt(omega, tasks, loss=loss, inner_lr=eta)
+    Xs, ys, Xq, yq = [], [], [], []
+    for i in range(tasks.n_tasks):
+        a, b, c, e = (np.array(v) for v in tasks.task(i))
+        hit = rng.random(len(e)) < 0.4
+        e[hit] = c[hit] @ omega_i[i]
+        Xs.append(a), ys.append(b), Xq.append(c), yq.append(e)
+    return gomaml.Tasks(Xs, ys, Xq, yq, weights=tasks.weights)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "pseudo_huber"])
+def test_chain_on_many_random_instances(loss):
+    rng = np.random.default_rng({"squared": 1, "logistic": 2, "pseudo_huber": 3}[loss])
+    eta = ETA[loss]
+    checked = dropped = 0
+    for trial in range(70):
+        n, d = int(rng.integers(1, 5)), int(rng.integers(1, 7))
+        tasks = make_tasks(rng, n=n, d=d, layout="ragged", loss=loss,
+                           dtype=np.float32 if trial % 5 == 0 else np.float64)
+        omega = rng.normal(size=d)
+        if loss != "logistic" and trial % 3 == 0:
+            tasks = _with_zero_derivatives(rng, tasks, loss, omega, eta)
+        comparators = [rng.normal(size=d)]
+        if loss == "squared":
+            comparators.append(None)
+        for comp in comparators:
+            for R in ("auto", 0.0, float(rng.uniform(0, 3))):
+                rep = gomaml.optimality_bound(omega, tasks, loss=loss, inner_lr=eta,
+                                              comparator=comp, R=R)
+                assert_chain(rep)
+                assert rep.comparator_kind == ("closed_form" if comp is None else "user")
+                checked += 1
+                dropped += rep.n_dropped > 0
+    assert checked >= 200 and (loss == "logistic" or dropped > 0)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "pseudo_huber"])
+def test_pair_identity_equals_meta_gradient(rng, loss):
+    tasks = make_tasks(rng, n=6, d=5, layout="ragged", loss=loss)
+    omega = rng.normal(size=5)
+    got = pair_gradient(omega, tasks, loss=loss, inner_lr=ETA[loss])
+    _, want = gomaml.meta_loss_grad(omega, tasks, loss=loss, inner_lr=ETA[loss])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("loss", ["squared", "pseudo_huber"])
+def test_terms_against_reference(rng, loss):
+    tasks = make_tasks(rng, n=4, d=3, layout="ragged", loss=loss)
+    omega, comp = rng.normal(size=3), rng.normal(size=3)
+    eta = ETA[loss]
+    rep = gomaml.optimality_bound(omega, tasks, loss=loss, inner_lr=eta, comparator=comp)
+    refs = as_reference(tasks)
+    w2 = lin = 0.0
+    for p, task in zip(tasks.weights, refs):
+        wi = ref.inner_path(omega, task[0], task[1], loss, eta, 1)[-1]
+        ci = ref.inner_path(comp, task[0], task[1], loss, eta, 1)[-1]
+        l1 = ref.loss_parts(loss, task[2] @ wi, task[3])[1]
+        w2 += np.sum(l1 ** 2) / len(l1)
+        lin += p * np.mean(l1 * (task[2] @ (wi - ci)))
+    assert rep.w_norm == pytest.approx(np.sqrt(w2), rel=1e-12)
+    assert rep.linear_term == pytest.approx(lin, rel=1e-10)
+    assert rep.gap == pytest.approx(ref.meta_loss(omega, refs, tasks.weights, loss, eta, 1)
+                                    - ref.meta_loss(comp, refs, tasks.weights, loss, eta, 1),
+                                    rel=1e-10)
+
+
+def test_squared_linear_term_is_gradient_inner_product(rng):
+    """For the squared loss the adapted map is affine: linear_term = ∇L(ω)ᵀ(ω − θ†)."""
+    tasks = make_tasks(rng, n=5, d=4, layout="ragged")
+    omega, comp = rng.normal(size=4), rng.normal(size=4)
+    rep = gomaml.optimality_bound(omega, tasks, inner_lr=0.2, comparator=comp)
+    _, g = gomaml.meta_loss_grad(omega, tasks, inner_lr=0.2)
+    assert rep.linear_term == pytest.approx(g @ (omega - comp), rel=1e-10)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_exact_and_matrix_free_agree(rng, loss):
+    tasks = make_tasks(rng, n=5, d=12, layout="ragged", loss=loss)
+    omega, comp = rng.normal(size=12), rng.normal(size=12)
+    kw = dict(loss=loss, inner_lr=ETA[loss], comparator=comp)
+    for R in ("auto", 0.5):
+        a = gomaml.optimality_bound(omega, tasks, solver="exact", **kw)
+        b = gomaml.optimality_bound(omega, tasks, solver="matrix_free", tol=1e-12, **kw)
+        assert a.solver == "exact-svd" and b.solver == "golub-kahan"
+        assert b.bound == pytest.approx(a.bound, rel=1e-6)
+        assert b.repr_error == pytest.approx(a.repr_error, rel=1e-5, abs=1e-10)
+        assert_chain(a), assert_chain(b)
+
+
+def _random_ls(rng, m=30, d=12):
+    A = rng.normal(size=(m, d)) @ np.diag(np.logspace(0, -3, d))
+    return A, rng.normal(size=m)
+
+
+def test_trust_region_solution_on_the_ball(rng):
+    A, c = _random_ls(rng)
+    s = ExactSolver(A, c)
+    for R in (0.1 * s.free_norm, 0.5 * s.free_norm):
+        v, r = s.solve(R)
+        assert np.linalg.norm(v) == pytest.approx(R, rel=1e-10)
+        assert r == pytest.approx(np.linalg.norm(A @ v - c), rel=1e-14)
+        # KKT: Aᵀ(Av − c) = −λ v with λ ≥ 0
+        gvec = A.T @ (A @ v - c)
+        lam = -(gvec @ v) / (v @ v)
+        assert lam >= 0
+        np.testing.assert_allclose(gvec, -lam * v, atol=1e-8 * np.abs(gvec).max())
+    v, r = s.solve(2 * s.free_norm)          # interior: the least-squares solution
+    np.testing.assert_allclose(v, np.linalg.lstsq(A, c, rcond=None)[0], rtol=1e-8)
+
+
+def test_repr_non_increasing_and_matrix_free_matches(rng):
+    A, c = _random_ls(rng)
+    ex = ExactSolver(A, c)
+    gk = GolubKahanSolver(lambda v: A @ v, lambda r: A.T @ r, c, A.shape[1], tol=1e-14)
+    Rs = np.linspace(0, 1.2 * ex.free_norm, 25)
+    values = [ex.solve(R)[1] for R in Rs]
+    assert all(b <= a + 1e-12 * a for a, b in zip(values, values[1:]))
+    for R, val in zip(Rs, values):
+        v, r = gk.solve(R)
+        assert np.linalg.norm(v) <= R * (1 + 1e-12) + 1e-300
+        assert r == pytest.approx(val, rel=1e-6, abs=1e-12)
+
+
+def test_edge_cases_of_R(rng):
+    tasks = make_tasks(rng, n=3, d=4, layout="ragged")
+    theta_star, _ = gomaml.global_minimizer(tasks, inner_lr=0.2)
+    # at ω = θ* the gradient vanishes (ε ≈ 0): the bound is rounding-sized
+    rep = gomaml.optimality_bound(theta_star, tasks, inner_lr=0.2)
+    assert rep.eps < 1e-10 and abs(rep.gap) < 1e-12 and rep.bound < 1e-8
+    assert_chain(rep)
+
+
+def test_bad_arguments(rng):
+    tasks = make_tasks(rng, n=3, d=4, loss="logistic")
+    omega = np.zeros(4)
+    with pytest.raises(ValueError, match="inner_steps: Theorem 1 .* one inner step"):
+        gomaml.optimality_bound(omega, tasks, inner_steps=2)
+    with pytest.raises(ValueError, match="comparator: no closed-form"):
+        gomaml.optimality_bound(omega, tasks, loss="logistic")
+    with pytest.raises(ValueError, match="R must be"):
+        gomaml.optimality_bound(omega, tasks, R=-1.0)
+    with pytest.raises(ValueError, match="R must be"):
+        gomaml.optimality_bound(omega, tasks, R="best")
+    with pytest.raises(ValueError, match="solver must be"):
+        gomaml.optimality_bound(omega, tasks, solver="magic")
+    with pytest.raises(ValueError, match=r"comparator: expected shape \(4,\)"):
+        gomaml.optimality_bound(omega, tasks, comparator=np.zeros(3))
+    with pytest.raises(ValueError, match="omega: contains NaN"):
+        gomaml.optimality_bound(np.full(4, np.nan), tasks)
+    with pytest.raises(ValueError, match="measure must be"):
+        gomaml.functional_derivative(omega, tasks, measure="uniform")
+
+
+def test_report_formats(rng):
+    tasks = make_tasks(rng, n=3, d=4, layout="ragged")
+    rep = gomaml.optimality_bound(np.ones(4), tasks, inner_lr=0.2)
+    text = str(rep)
+    for word in ("gap", "linear term", "bound", "repr error", "exact-svd", "holds"):
+        assert word in text
+    rep.solver_gap = math.inf
+    rep.L_omega = math.nan
+    d = json.loads(json.dumps(rep.to_dict()))
+    assert d["solver_gap"] == "inf" and d["L_omega"] == "nan" and d["exact"] is True
+
+
+# ---- Corollary 1 -------------------------------------------------------------------------
+def shared_tasks(rng, n=5, k=6, d=4, weighted=True):
+    X = rng.normal(size=(k, d)) / np.sqrt(d)
+    Y = rng.normal(size=(n, k))
+    w = rng.uniform(0.5, 2, size=n) if weighted else None
+    return gomaml.Tasks(np.broadcast_to(X, (n, k, d)), Y, weights=w), X
+
+
+@pytest.mark.parametrize("d", [3, 8])
+def test_corollary1(rng, d):
+    eta = 0.3
+    tasks, X = shared_tasks(rng, d=d)
+    for trial in range(20):
+        omega = rng.normal(size=d)
+        rep = gomaml.corollary1_bound(omega, tasks, inner_lr=eta)
+        assert_chain(rep)
+        assert rep.w_norm_tight <= rep.w_norm * (1 + 1e-12)
+        theta_star, _ = gomaml.global_minimizer(tasks, inner_lr=eta)
+        # Δ_i(x_b) = x_bᵀ(ω_i − θ*_i) is the same for every task
+        deltas = (gomaml.adapt(omega, tasks, inner_lr=eta)
+                  - gomaml.adapt(theta_star, tasks, inner_lr=eta)) @ X.T
+        np.testing.assert_allclose(deltas, np.broadcast_to(deltas[0], deltas.shape),
+                                   rtol=1e-10, atol=1e-12 * np.abs(deltas).max())
+        _, g = gomaml.meta_loss_grad(omega, tasks, inner_lr=eta)
+        dist = np.linalg.norm(omega - theta_star)
+        assert rep.linear_term == pytest.approx(g @ (omega - theta_star), rel=1e-9)
+        # at R = ‖ω − θ*‖ the representation term vanishes: bound = ε‖ω − θ*‖
+        at = gomaml.corollary1_bound(omega, tasks, inner_lr=eta, R=dist)
+        assert at.repr_error <= 1e-9 * (1 + dist)
+        assert at.bound == pytest.approx(rep.eps * dist, rel=1e-8)
+        assert rep.bound <= at.bound * (1 + 1e-9)            # auto R is no worse
+
+
+def test_corollary1_needs_shared_inputs(rng):
+    tasks = make_tasks(rng, n=3, d=4, layout="dense")
+    with pytest.raises(ValueError, match="same-data mode"):
+        gomaml.corollary1_bound(np.zeros(4), tasks)
+    X = rng.normal(size=(3, 5, 4))
+    with pytest.raises(ValueError, match="task 1's inputs differ"):
+        gomaml.corollary1_bound(np.zeros(4), gomaml.Tasks(X, rng.normal(size=(3, 5))))
+
+
+# ---- functional derivative ----------------------------------------------------------------
+@pytest.mark.parametrize("loss", ["squared", "logistic", "pseudo_huber"])
+def test_functional_derivative(rng, loss):
+    tasks = make_tasks(rng, n=4, d=3, layout="ragged", loss=loss)
+    omega = rng.normal(size=3)
+    eta = ETA[loss]
+    got = gomaml.functional_derivative(omega, tasks, loss=loss, inner_lr=eta)
+    mix = gomaml.functional_derivative(omega, tasks, loss=loss, inner_lr=eta, measure="mixture")
+    want = []
+    for task in as_reference(tasks):
+        wi = ref.inner_path(omega, task[0], task[1], loss, eta, 1)[-1]
+        want.append(ref.loss_parts(loss, task[2] @ wi, task[3])[1])
+    want = np.concatenate(want)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(mix, want / np.repeat(tasks.weights, tasks.query_sizes),
+                               rtol=1e-14)

@@ -1,0 +1,149 @@
+import io
+import math
+
+import numpy as np
+import pytest
+
+import gomaml
+from conftest import as_reference, make_tasks
+import reference as ref
+
+
+def well_conditioned(rng, n=12, d=5, dtype=np.float64):
+    return make_tasks(rng, n=n, d=d, layout="ragged", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("T", [1, 2])
+def test_full_batch_reaches_the_provable_neighbourhood(rng, T, dtype):
+    tasks = well_conditioned(rng, dtype=dtype)
+    eta = 0.2
+    res = gomaml.fit(tasks, inner_lr=eta, inner_steps=T, tol=1e-10)
+    assert res.converged and res.grad_norm <= 1e-10 and "converged" in res.message
+    theta_star, L_star = gomaml.global_minimizer(tasks, inner_lr=eta, inner_steps=T)
+    M, _ = ref.stacked_rows(as_reference(tasks), tasks.weights, eta, T)
+    s = np.linalg.svd(M, compute_uv=False)
+    smin2 = s[s > 1e-12 * s[0]].min() ** 2
+    assert np.linalg.norm(res.theta - theta_star) <= res.grad_norm / (2 * smin2)
+    assert res.loss - L_star <= res.grad_norm ** 2 / (4 * smin2) + 1e-12 * max(1, L_star)
+    h = res.history
+    assert h["loss"].shape == h["grad_norm"].shape == (res.n_iter + 1,)
+    assert h["grad_norm"][-1] == res.grad_norm
+    # the non-monotone safeguard: no L above the largest of the ten before it (+ rounding)
+    for k in range(1, len(h["loss"])):
+        ref_L = h["loss"][max(0, k - 10):k].max()
+        assert h["loss"][k] <= ref_L * (1 + 64 * np.finfo(float).eps)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "pseudo_huber"])
+def test_other_losses_reach_stationarity(rng, loss):
+    tasks = make_tasks(rng, n=8, d=4, layout="ragged", loss=loss)
+    res = gomaml.fit(tasks, loss=loss, inner_lr=0.5, inner_steps=2, tol=1e-8, max_iter=20000)
+    assert res.converged
+    _, g = gomaml.meta_loss_grad(res.theta, tasks, loss=loss, inner_lr=0.5, inner_steps=2)
+    assert np.linalg.norm(g) == pytest.approx(res.grad_norm, rel=1e-12)
+
+
+def test_mini_batch_algorithm_1(rng):
+    """Fixed-step Algorithm 1 reaches ε only where the per-task noise vanishes at θ*: an
+    interpolating instance (d > Σ kq_i, every task's loss 0 at θ*)."""
+    tasks = make_tasks(rng, n=6, d=60, layout="ragged")
+    assert tasks.query_sizes.sum() < 60
+    a = gomaml.fit(tasks, inner_lr=0.2, batch_size=2, seed=3, tol=1e-6, max_iter=50000)
+    b = gomaml.fit(tasks, inner_lr=0.2, batch_size=2, seed=3, tol=1e-6, max_iter=50000)
+    assert a.converged and a.grad_norm <= 1e-6
+    assert np.array_equal(a.theta, b.theta)                    # seeded: reproducible
+    # the stopping test is the full gradient, evaluated every ceil(n/B) = 3 steps
+    assert np.all(np.asarray(a.history["iter"][1:]) % 3 == 0)
+    _, g = gomaml.meta_loss_grad(a.theta, tasks, inner_lr=0.2)
+    assert np.linalg.norm(g) == pytest.approx(a.grad_norm, rel=1e-12)
+
+
+def test_mini_batch_noise_floor_without_interpolation(rng):
+    """Without interpolation a fixed step stalls at a noise floor: it must say so and not
+    claim convergence; the full objective still decreases on average."""
+    tasks = well_conditioned(rng, n=20)
+    res = gomaml.fit(tasks, inner_lr=0.2, batch_size=5, seed=1, tol=1e-10, max_iter=400)
+    assert not res.converged and "max_iter" in res.message
+    assert np.mean(res.history["loss"][-20:]) < res.history["loss"][0]
+
+
+def test_first_order_says_so(rng):
+    tasks = well_conditioned(rng)
+    res = gomaml.fit(tasks, inner_lr=0.2, first_order=True, tol=1e-8)
+    assert res.converged and "first-order" in res.message
+    _, g_fo = gomaml.meta_loss_grad(res.theta, tasks, inner_lr=0.2, first_order=True)
+    assert np.linalg.norm(g_fo) <= 1e-8
+
+
+def test_divergence_raises_with_last_good_result(rng):
+    tasks = well_conditioned(rng)
+    with pytest.raises(gomaml.DivergenceError, match=r"reduce outer_lr \(now 1e\+03\)") as exc:
+        gomaml.fit(tasks, inner_lr=0.2, outer_lr=1e3, max_iter=1000)
+    good = exc.value.result
+    assert isinstance(good, gomaml.FitResult) and np.isfinite(good.theta).all()
+    assert math.isfinite(good.loss) and good.message == "diverged"
+    assert good.loss == pytest.approx(gomaml.meta_loss(good.theta, tasks, inner_lr=0.2))
+
+
+def test_callback_stop_interrupt_and_resume(rng, tmp_path):
+    tasks = well_conditioned(rng)
+    kw = dict(inner_lr=0.2, tol=1e-10)
+    stopped = gomaml.fit(tasks, callback=lambda it, th, L, g: it >= 3, **kw)
+    assert stopped.n_iter == 3 and stopped.message == "stopped by callback"
+
+    def interrupt(it, theta, L, g):
+        if it == 5:
+            raise KeyboardInterrupt
+
+    part = gomaml.fit(tasks, callback=interrupt, **kw)
+    assert part.message == "interrupted" and not part.converged and part.n_iter == 5
+    assert part.loss == pytest.approx(gomaml.meta_loss(part.theta, tasks, inner_lr=0.2),
+                                      rel=1e-14)
+    part.save(tmp_path / "run.npz")
+    loaded = gomaml.FitResult.load(tmp_path / "run.npz")
+    assert np.array_equal(loaded.theta, part.theta) and loaded.n_iter == 5
+    for k in part.history:
+        np.testing.assert_array_equal(loaded.history[k], part.history[k])
+    done = gomaml.fit(tasks, theta0=tmp_path / "run.npz", **kw)
+    assert done.converged and done.n_iter > 5
+    assert done.history["loss"].shape == (done.n_iter + 1,)
+    np.testing.assert_array_equal(done.history["loss"][:6], part.history["loss"])
+    full = gomaml.fit(tasks, **kw)
+    assert np.linalg.norm(done.theta - full.theta) <= 1e-8
+
+
+def test_validation_history_and_dict(rng):
+    tasks = well_conditioned(rng)
+    val = well_conditioned(rng, n=4)
+    res = gomaml.fit(tasks, inner_lr=0.2, val_tasks=val, max_iter=20, tol=1e-12)
+    assert res.history["val_loss"].shape == res.history["loss"].shape
+    assert res.history["val_loss"][-1] == pytest.approx(
+        gomaml.meta_loss(res.theta, val, inner_lr=0.2), rel=1e-14)
+    d = res.to_dict()
+    assert d["n_iter"] == 20 and isinstance(d["theta"], list) and "val_loss" in d["history"]
+
+
+def test_progress_plain_lines_when_not_a_terminal(rng, monkeypatch):
+    tasks = well_conditioned(rng)
+    buf = io.StringIO()
+    monkeypatch.setattr("sys.stderr", buf)
+    gomaml.fit(tasks, inner_lr=0.2, tol=1e-10, progress=True)
+    lines = buf.getvalue().splitlines()
+    assert lines and lines[-1].startswith("fit: ") and "\r" not in buf.getvalue()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"outer_lr": 0.0}, "outer_lr must be"),
+    ({"outer_lr": -1.0}, "outer_lr must be"),
+    ({"max_iter": -1}, "max_iter must be"),
+    ({"tol": -1.0}, "tol must be"),
+    ({"batch_size": 0}, "batch_size must be"),
+    ({"batch_size": 99}, "batch_size must be <= n_tasks"),
+    ({"theta0": np.zeros(2)}, r"theta0: expected shape \(5,\)"),
+    ({"inner_lr": 0.0}, "inner_lr"),
+])
+def test_bad_arguments(rng, kwargs, match):
+    tasks = well_conditioned(rng)
+    with pytest.raises(ValueError, match=match):
+        gomaml.fit(tasks, **kwargs)
