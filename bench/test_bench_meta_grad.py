@@ -8,7 +8,7 @@ import pytest
 
 import gomaml
 from gomaml import perf
-from cases import SIZES, make_case
+from gomaml.benchmark import SIZES, make_case
 
 THREADS = 2
 
@@ -21,9 +21,8 @@ def size(request):
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 @pytest.mark.parametrize("impl", ["gomaml", "numpy"])
 def test_meta_grad(benchmark, size, loss, impl):
-    theta, tasks, dense = make_case(size, loss)
-    nbytes = perf.task_bytes(tasks)
-    benchmark.extra_info.update(size=size, bytes=nbytes, shape=SIZES[size])
+    theta, tasks, dense = make_case(SIZES[size], loss)
+    benchmark.extra_info.update(size=size, bytes=perf.task_bytes(tasks), shape=SIZES[size])
     if impl == "gomaml":
         fn = lambda: gomaml.meta_loss_grad(theta, tasks, loss=loss, inner_lr=0.1,
                                            n_threads=THREADS)

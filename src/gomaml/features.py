@@ -1,0 +1,173 @@
+"""Feature maps φ: fitted once (with a seed) and applied to every task's inputs.
+
+Each map has fit(input_dim) -> self, transform(X (m, p), dtype=float64) -> (m, d) computed in
+chunks of rows (bounded memory), and n_features (d, including the optional bias column: the
+model φᵀθ has no intercept otherwise).
+"""
+import numbers
+
+import numpy as np
+from numpy.polynomial import legendre
+
+_CHUNK_BYTES = 64 << 20     # per chunk of the output
+
+
+class FeatureMap:
+    name = None
+
+    def __init__(self, *, bias=False, seed=0):
+        self.bias = bool(bias)
+        self.seed = seed
+        self.input_dim = None
+
+    def fit(self, input_dim):
+        if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral) \
+                or input_dim < 1:
+            raise ValueError(f"input_dim must be an int >= 1, got {input_dim!r}")
+        self.input_dim = int(input_dim)
+        self._fit(np.random.default_rng(self.seed))
+        return self
+
+    def _fit(self, rng):
+        pass
+
+    @property
+    def n_features(self):
+        return self._width() + self.bias
+
+    def transform(self, X, *, dtype=np.float64):
+        """φ(X): (m, p) inputs -> (m, d) features of the given dtype, computed in chunks."""
+        if self.input_dim is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) before transform")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1 and self.input_dim == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            raise ValueError(f"X: expected shape (m, {self.input_dim}), got {X.shape}")
+        m, d = X.shape[0], self.n_features
+        out = np.empty((m, d), dtype=dtype)
+        rows = max(1, _CHUNK_BYTES // (8 * max(d, 1)))
+        for a in range(0, m, rows):
+            block = self._map(X[a:a + rows])
+            out[a:a + rows, :self._width()] = block
+        if self.bias:
+            out[:, -1] = 1.0
+        return out
+
+    def config(self):
+        return {"name": self.name, "bias": self.bias, "seed": self.seed}
+
+
+class Identity(FeatureMap):
+    """φ(x) = x (and a bias column if asked)."""
+    name = "identity"
+
+    def _width(self):
+        return self.input_dim
+
+    def _map(self, X):
+        return X
+
+
+class RandomFourier(FeatureMap):
+    """Random Fourier features of the RBF kernel k(x, x') = exp(−‖x − x'‖²/(2·bandwidth²)):
+    φ(x) = √(2/D)·cos(Wx + b), W ~ N(0, I/bandwidth²), b ~ U(0, 2π) (Rahimi & Recht)."""
+    name = "rff"
+
+    def __init__(self, n_features, *, bandwidth=1.0, bias=False, seed=0):
+        super().__init__(bias=bias, seed=seed)
+        if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) \
+                or n_features < 1:
+            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
+        if not (isinstance(bandwidth, numbers.Real) and np.isfinite(bandwidth)
+                and bandwidth > 0):
+            raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth!r}")
+        self.D, self.bandwidth = int(n_features), float(bandwidth)
+
+    def _width(self):
+        return self.D
+
+    def _fit(self, rng):
+        self.W = rng.normal(size=(self.input_dim, self.D)) / self.bandwidth
+        self.b = rng.uniform(0, 2 * np.pi, size=self.D)
+
+    def _map(self, X):
+        return np.sqrt(2.0 / self.D) * np.cos(X @ self.W + self.b)
+
+    def config(self):
+        return dict(super().config(), n_features=self.D, bandwidth=self.bandwidth)
+
+
+class RandomReLU(FeatureMap):
+    """A wide two-layer network at initialisation: φ(x) = √(2/D)·max(0, Wx + b),
+    W ~ N(0, I/p), b ~ N(0, 1) (He scaling, so ‖φ(x)‖ stays O(‖x‖/√p + 1) as D grows)."""
+    name = "relu"
+
+    def __init__(self, n_features, *, bias=False, seed=0):
+        super().__init__(bias=bias, seed=seed)
+        if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) \
+                or n_features < 1:
+            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
+        self.D = int(n_features)
+
+    def _width(self):
+        return self.D
+
+    def _fit(self, rng):
+        self.W = rng.normal(size=(self.input_dim, self.D)) / np.sqrt(self.input_dim)
+        self.b = rng.normal(size=self.D)
+
+    def _map(self, X):
+        return np.sqrt(2.0 / self.D) * np.maximum(X @ self.W + self.b, 0.0)
+
+    def config(self):
+        return dict(super().config(), n_features=self.D)
+
+
+class Legendre(FeatureMap):
+    """Legendre polynomials P_0 … P_degree of x mapped from `interval` to [−1, 1], for 1-D
+    inputs (P_0 = 1 already acts as a bias). d = degree + 1 (+ bias)."""
+    name = "legendre"
+
+    def __init__(self, degree, *, interval=(-5.0, 5.0), bias=False, seed=0):
+        super().__init__(bias=bias, seed=seed)
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 0:
+            raise ValueError(f"degree must be an int >= 0, got {degree!r}")
+        lo, hi = (float(v) for v in interval)
+        if not lo < hi:
+            raise ValueError(f"interval must have low < high, got {interval!r}")
+        self.degree, self.interval = int(degree), (lo, hi)
+
+    def _width(self):
+        return self.degree + 1
+
+    def _fit(self, rng):
+        if self.input_dim != 1:
+            raise ValueError(f"Legendre features are for 1-D inputs, got input_dim = "
+                             f"{self.input_dim}")
+
+    def _map(self, X):
+        lo, hi = self.interval
+        t = (2 * X[:, 0] - (lo + hi)) / (hi - lo)
+        return legendre.legvander(t, self.degree)
+
+    def config(self):
+        return dict(super().config(), degree=self.degree, interval=list(self.interval))
+
+
+def make_feature_map(name, d, *, bandwidth=1.0, bias=False, seed=0, interval=(-5.0, 5.0)):
+    """A feature map of total dimension d (bias column included) by name: identity, rff,
+    relu, legendre."""
+    width = d - bool(bias)
+    if name == "identity":
+        return Identity(bias=bias, seed=seed)
+    if width < 1:
+        raise ValueError(f"d = {d} leaves no room for features besides the bias column")
+    if name == "rff":
+        return RandomFourier(width, bandwidth=bandwidth, bias=bias, seed=seed)
+    if name == "relu":
+        return RandomReLU(width, bias=bias, seed=seed)
+    if name == "legendre":
+        return Legendre(width - 1, interval=interval, bias=bias, seed=seed)
+    raise ValueError(f"features: unknown feature map {name!r}; expected one of identity, rff, "
+                     f"relu, legendre")
