@@ -246,3 +246,12 @@ def test_functional_derivative(rng, loss):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(mix, want / np.repeat(tasks.weights, tasks.query_sizes),
                                rtol=1e-14)
+
+
+@pytest.mark.parametrize("T_layout", ["ragged", "same"])
+def test_squared_gap_is_half_the_linear_term(rng, T_layout):
+    """L is quadratic with minimiser θ*: L(ω) − L(θ*) = ½ ∇L(ω)ᵀ(ω − θ*) exactly."""
+    tasks = make_tasks(rng, n=6, d=5, layout=T_layout)
+    for _ in range(5):
+        rep = gomaml.optimality_bound(rng.normal(size=5), tasks, inner_lr=0.2)
+        assert rep.gap == pytest.approx(rep.linear_term / 2, rel=1e-9)

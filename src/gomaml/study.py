@@ -358,7 +358,7 @@ def plot(rows, path):
     if rows:
         N = rows[0]["N_query"]
         ax.axvline(N, color="grey", lw=0.8, ls="--")
-        ax.text(N, ax.get_ylim()[1], " d = N (interpolation)", va="top", fontsize=8,
+        ax.text(N, ax.get_ylim()[1], " d = N (query rows)", va="top", fontsize=8,
                 color="grey")
     ax.set_xscale("log")
     ax.set_yscale("log")
