@@ -66,6 +66,15 @@ class Problem:
             f"and the features.")
 
 
+def aligned_scratch(rows, cols):
+    """(rows, cols) float64 scratch whose rows each start on a 64-byte cache line, so no
+    thread's vectors straddle lines or share one with another thread's."""
+    width = -(-cols // 8) * 8
+    raw = np.empty(rows * width + 8)
+    offset = (-raw.ctypes.data % 64) // 8
+    return raw[offset:offset + rows * width].reshape(rows, width)
+
+
 def n_blocks_for(m, d):
     """Partial-sum blocks for m tasks: depends on (m, d) only, never on the thread count."""
     return max(1, min(m, _MAX_BLOCKS, _BLOCK_BYTES // (8 * d)))
@@ -83,8 +92,8 @@ def _evaluate(problem, theta, mode, task_ids=None, weights=None):
     B = n_blocks_for(m, d)
     block_loss = np.empty(B)
     block_grad = np.empty((B, d))
-    scratch = np.empty((problem.n_threads,
-                        _kernels.scratch_size(d, problem.inner_steps, ks_max)))
+    scratch = aligned_scratch(problem.n_threads,
+                              _kernels.scratch_size(d, problem.inner_steps, ks_max))
     _kernels.meta_objective(Xs, ys, s_ptr, Xq, yq, q_ptr, task_ids, weights, theta,
                             problem.loss.code, problem.loss.delta, problem.inner_lr,
                             problem.inner_steps, mode, block_loss, block_grad, scratch,
