@@ -68,7 +68,7 @@ def _torch_meta_grad(dense, loss, eta):
         th_i = th[None, :] - eta * torch.einsum("nkd,nk->nd", Xs, l1) / Xs.shape[1]
         L = ell(torch.einsum("nkd,nd->nk", Xq, th_i), yq).mean()
         L.backward()
-        return float(L), th.grad.numpy()
+        return float(L.detach()), th.grad.numpy()
     return run
 
 
