@@ -255,3 +255,39 @@ def test_squared_gap_is_half_the_linear_term(rng, T_layout):
     for _ in range(5):
         rep = gomaml.optimality_bound(rng.normal(size=5), tasks, inner_lr=0.2)
         assert rep.gap == pytest.approx(rep.linear_term / 2, rel=1e-9)
+
+
+def test_memory_estimate_fails_with_the_size(rng, monkeypatch):
+    """Before building anything large, the memory it needs is estimated and named."""
+    from gomaml import _memory
+    tasks = make_tasks(rng, n=4, d=6, layout="ragged")
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 600)
+    with pytest.raises(MemoryError, match=r"stacked least-squares matrix .* would need about "
+                                          r"[0-9.]+ KiB, more than 50% of the 600 B"):
+        gomaml.global_minimizer(tasks, inner_lr=0.2)
+    with pytest.raises(MemoryError, match=r"adapted parameters .* 384 B"):
+        gomaml.optimality_bound(np.zeros(6), tasks, inner_lr=0.2, comparator=np.ones(6))
+
+
+def test_auto_solver_takes_matrix_free_route_when_dense_is_too_big(rng, monkeypatch):
+    from gomaml import bounds
+    tasks = make_tasks(rng, n=4, d=6, layout="ragged")
+    monkeypatch.setattr(bounds, "_EXACT_MAX_ENTRIES", 10)
+    rep = gomaml.optimality_bound(np.zeros(6), tasks, inner_lr=0.2, comparator=np.ones(6))
+    assert rep.solver == "golub-kahan"
+    assert_chain(rep)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_solvers_agree_at_medium_size(loss):
+    """Slow (-m slow): exact SVD and matrix-free Golub–Kahan at 2000 pairs × d = 4000."""
+    rng = np.random.default_rng(7)
+    tasks = make_tasks(rng, n=100, d=4000, layout="dense", loss=loss)
+    omega, comp = rng.normal(size=4000) / 60, rng.normal(size=4000) / 60
+    kw = dict(loss=loss, inner_lr=ETA[loss], comparator=comp)
+    for R in ("auto", 0.3):
+        a = gomaml.optimality_bound(omega, tasks, solver="exact", R=R, **kw)
+        b = gomaml.optimality_bound(omega, tasks, solver="matrix_free", tol=1e-12, R=R, **kw)
+        assert b.bound == pytest.approx(a.bound, rel=1e-6)
+        assert_chain(a), assert_chain(b)

@@ -98,6 +98,10 @@ def _check_R(R):
 
 def _packed64(tasks):
     Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
+    if tasks.dtype != np.float64:
+        rows = Xs.shape[0] + (0 if tasks.same_data else Xq.shape[0])
+        check_fits("a float64 copy of the float32 task rows (the bounds work in float64)",
+                   rows * tasks.d * 8)
     as64 = lambda a: np.asarray(a, dtype=np.float64)
     Xs64 = as64(Xs)
     Xq64 = Xs64 if tasks.same_data else as64(Xq)
@@ -260,6 +264,8 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
     L_omega, grad = meta_loss_grad(omega, tasks, **kw)
     L_dag = meta_loss(theta_dag, tasks, **kw)
     eps = float(np.linalg.norm(grad))
+    check_fits("the adapted parameters ω_i and θ†_i of every task (2·n·d)",
+               2 * tasks.n_tasks * tasks.d * 8)
     Xs, ys, s_ptr, Xq, yq, q_ptr = _packed64(tasks)
     omega_i = adapt(omega, tasks, **kw)
     dag_i = adapt(theta_dag, tasks, **kw)
