@@ -5,6 +5,8 @@ import numbers
 
 from gomaml import _kernels
 
+_OPENMP = _kernels.compiled_info()["openmp"]      # fixed at build time
+
 
 def _cgroup_cpu_limit():
     """CPUs allowed by a cgroup CPU quota (v2 cpu.max or v1 cfs), or None when unlimited."""
@@ -48,4 +50,4 @@ def resolve_n_threads(n_threads):
         n = int(n_threads)
         if n < 1:
             raise ValueError(f"n_threads must be >= 1, got {n}")
-    return n if _kernels.compiled_info()["openmp"] else 1
+    return n if _OPENMP else 1

@@ -129,8 +129,9 @@ class PairOperator:
     Pair vectors are flat: task i's block holds ks_i × kq_i entries (a major), dropped pairs
     held at 0. A v and Aᵀ r cost O(ks·kq + (ks + kq)·d) per task through G_i = Xs_i Xq_iᵀ."""
 
-    def __init__(self, tasks, omega, loss, inner_lr, keep):
-        self.Xs, self.ys, self.s_ptr, self.Xq, self.yq, self.q_ptr = _packed64(tasks)
+    def __init__(self, tasks, packed, omega, loss, inner_lr, keep):
+        """packed: _packed64(tasks), the float64 arrays (made once by the caller)."""
+        self.Xs, self.ys, self.s_ptr, self.Xq, self.yq, self.q_ptr = packed
         self.eta = float(inner_lr)
         self.h = loss.d2(self.Xs @ omega, self.ys)          # l''(x_aᵀω, y_a)
         n = tasks.n_tasks
@@ -202,11 +203,12 @@ def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None)
     """Aᵀ(√(M r)·w) through the pair operator: equals ∇L(ω) (SPEC §6's identity)."""
     problem = Problem(tasks, loss, inner_lr, 1, n_threads)
     omega = problem.theta(omega, "omega")
-    Xs, ys, s_ptr, Xq, yq, q_ptr = _packed64(tasks)
+    packed = _packed64(tasks)
+    Xs, ys, s_ptr, Xq, yq, q_ptr = packed
     omega_i = adapt(omega, tasks, loss=problem.loss, inner_lr=problem.inner_lr,
                     n_threads=problem.n_threads)
     l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
-    op = PairOperator(tasks, omega, problem.loss, problem.inner_lr, l1 != 0)
+    op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, l1 != 0)
     task_of_q = np.repeat(np.arange(tasks.n_tasks), tasks.query_sizes)
     return op.rmatvec(op.pair_values(l1 / tasks.weights[task_of_q]))
 
@@ -251,22 +253,33 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
     R = _check_R(R)
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
         raise ValueError(f"tol must be a number > 0, got {tol!r}")
-    kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
+    if solver not in ("auto", "exact", "matrix_free"):
+        raise ValueError(f"solver must be 'auto', 'exact' or 'matrix_free', got {solver!r}")
     if comparator is None:
         if problem.loss.name != "squared":
             raise ValueError(f"comparator: no closed-form global minimiser exists for the "
                              f"{problem.loss.name} loss; pass comparator=θ† explicitly")
-        theta_dag = global_minimizer(tasks, **kw)[0]
-        kind, exact = "closed_form", True
+        theta_dag = global_minimizer(tasks, loss=problem.loss, inner_lr=problem.inner_lr,
+                                     n_threads=problem.n_threads)[0]
+        kind = "closed_form"
     else:
         theta_dag = problem.theta(comparator, "comparator")
-        kind, exact = "user", False
+        kind = "user"
+    return theorem1_report(problem, omega, theta_dag, kind, R=R, solver=solver, tol=tol)
+
+
+def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", tol=1e-8):
+    """The BoundReport of Theorem 1 at ω against the comparator θ† (validated arguments;
+    kind "closed_form" when θ† is the exact minimiser). R None: minimise the bound."""
+    tasks = problem.tasks
+    kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
     L_omega, grad = meta_loss_grad(omega, tasks, **kw)
     L_dag = meta_loss(theta_dag, tasks, **kw)
     eps = float(np.linalg.norm(grad))
     check_fits("the adapted parameters ω_i and θ†_i of every task (2·n·d)",
                2 * tasks.n_tasks * tasks.d * 8)
-    Xs, ys, s_ptr, Xq, yq, q_ptr = _packed64(tasks)
+    packed = _packed64(tasks)
+    Xs, ys, s_ptr, Xq, yq, q_ptr = packed
     omega_i = adapt(omega, tasks, **kw)
     dag_i = adapt(theta_dag, tasks, **kw)
     l1, delta = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr, dag_i)
@@ -278,7 +291,7 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
     ks_of_q = tasks.support_sizes[task_of_q]
     n_pairs, n_dropped = int(ks_of_q[keep].sum()), int(ks_of_q[~keep].sum())
 
-    op = PairOperator(tasks, omega, problem.loss, problem.inner_lr, keep)
+    op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, keep)
     c = op.pair_values(delta)
 
     def dense():
@@ -289,9 +302,9 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
                         _reported_value(R, eps, w_norm))
     R, repr_error, bound = _finish(solv, R, eps, w_norm)
     return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
-                       repr_error=repr_error, bound=bound, comparator_kind=kind, exact=exact,
-                       n_pairs=n_pairs, n_dropped=n_dropped, solver=solv.name,
-                       solver_gap=float(solv.gap), loss=problem.loss.name,
+                       repr_error=repr_error, bound=bound, comparator_kind=kind,
+                       exact=kind == "closed_form", n_pairs=n_pairs, n_dropped=n_dropped,
+                       solver=solv.name, solver_gap=float(solv.gap), loss=problem.loss.name,
                        inner_lr=problem.inner_lr, inner_steps=1, L_omega=L_omega,
                        L_comparator=L_dag)
 

@@ -101,7 +101,7 @@ def _tasks_from_args(args):
         cfg = validate_config(cfg)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    raw = make_data(cfg, cfg["data_seed"])
+    raw = make_data(cfg, cfg["n_tasks"], cfg["data_seed"])
     fmap = make_feature_map(cfg["features"], cfg["d"][0], bandwidth=cfg["bandwidth"],
                             bias=cfg["bias"], seed=cfg["feature_seed"]).fit(raw.Xs.shape[2])
     return raw.to_tasks(fmap), {k: cfg[k] for k in ("family", "n_tasks", "k_support", "k_query",
