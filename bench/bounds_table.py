@@ -20,6 +20,10 @@ def main(argv=None):
     ap.add_argument("--d", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loss", default="squared")
+    ap.add_argument("--near", type=float, default=None,
+                    help="put ω at θ* + NEAR·(unit random direction) (squared loss): a point "
+                         "near the optimum, where the matrix-free solver has to work; default "
+                         "a random ω, where the best R is often 0")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     n, k, d = args.n, args.k, args.d
@@ -49,6 +53,10 @@ def main(argv=None):
         res = timed("global_minimizer", lambda: gomaml.global_minimizer(tasks, **kw))
         print(f"  route {res.route}, cond estimate {res.cond:.2e}, L* = {res[1]:.3e}")
         comparator = res[0]
+        if args.near is not None:
+            u = rng.standard_normal(d)
+            omega = comparator + args.near * u / np.linalg.norm(u)
+            print(f"  ω = θ* + {args.near:g}·u, ‖u‖ = 1")
     else:
         comparator = rng.standard_normal(d) / np.sqrt(d)
     rep = timed("optimality_bound (given comparator)",
