@@ -179,3 +179,30 @@ def test_bad_config_files(tmp_path):
     assert "unknown study setting 'n_taks'" in proc.stderr
     proc = gomaml("study", "--config", str(tmp_path / "missing.toml"), check=2)
     assert "cannot read config file" in proc.stderr
+
+
+def test_train_checkpoints_survive_a_kill_and_resume(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--out", str(run), "--d", "512", "--n-tasks", "20", "--tol", "0",
+            "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "gomaml", *args, "--max-iter", "10000000",
+                             "--checkpoint-every", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ckpt = run / "result.npz"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait(timeout=60)
+    from gomaml import FitResult
+    saved = FitResult.load(ckpt)
+    assert saved.message == "checkpoint" and saved.n_iter > 0
+    assert len(saved.history["loss"]) == len(saved.history["iter"])
+    gomaml("train", *args, "--max-iter", "7", "--resume", check=0)
+    done = FitResult.load(ckpt)
+    assert done.n_iter == saved.n_iter + 7
+    lengths = {len(v) for v in done.history.values()}
+    assert len(lengths) == 1                                   # every column the same length
+    kept = done.history["loss"][:len(saved.history["loss"])]
+    assert list(kept) == list(saved.history["loss"])

@@ -109,6 +109,45 @@ def _tasks_from_args(args):
                                                      "feature_seed", "d")}
 
 
+class _Checkpointer:
+    """fit callback: every `every` seconds, write the run so far to `path` (atomically) as a
+    FitResult that `--resume` continues from, so a kill loses at most that much work."""
+
+    def __init__(self, path, previous, every, config):
+        import time
+        from gomaml.train import FitResult
+        self.path, self.every, self.config = path, every, config
+        self.previous = FitResult.load(previous) if previous else None
+        self.rows = {"iter": [], "loss": [], "grad_norm": []}
+        self.last = time.perf_counter()
+        self.t0 = self.last
+
+    def __call__(self, it, theta, loss, grad_norm):
+        import time
+        for key, value in zip(self.rows, (it, loss, grad_norm)):
+            self.rows[key].append(value)
+        now = time.perf_counter()
+        if self.every and now - self.last >= self.every:
+            self.last = now
+            self.save(it, theta, loss, grad_norm, now - self.t0)
+        return False
+
+    def save(self, it, theta, loss, grad_norm, seconds):
+        import numpy as np
+        from gomaml.train import FitResult
+        prev = self.previous
+        history = {k: np.asarray(([] if prev is None else list(prev.history.get(k, [])))
+                                 + v) for k, v in self.rows.items()}
+        step = prev.config.get("step") if prev else None
+        res = FitResult(theta=theta, loss=loss, grad_norm=grad_norm, n_iter=it,
+                        converged=False, message="checkpoint", history=history,
+                        wall_time=(prev.wall_time if prev else 0.0) + seconds,
+                        config=dict(self.config, step=step))
+        tmp = self.path + ".tmp.npz"
+        res.save(tmp)
+        os.replace(tmp, self.path)
+
+
 def cmd_train(args):
     import numpy as np
     from gomaml.study import provenance
@@ -122,8 +161,10 @@ def cmd_train(args):
     config = dict(loss=loss, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
                   first_order=args.first_order, outer_lr=args.outer_lr, max_iter=args.max_iter,
                   tol=args.tol, batch_size=args.batch_size, seed=args.seed)
+    checkpoint = _Checkpointer(resume, theta0, args.checkpoint_every, config)
     try:
-        res = fit(tasks, theta0=theta0, progress=not args.quiet, **config)
+        res = fit(tasks, theta0=theta0, progress=not args.quiet, callback=checkpoint,
+                  **config)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     res.save(resume)
@@ -244,6 +285,9 @@ def build_parser():
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue from the run folder's result.npz if it exists")
+    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                   help="write result.npz this often during training, so a kill loses at "
+                        "most this much work (0: only at the end; default 30)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -82,9 +82,10 @@ class _History:
         if with_val:
             self.data["val_loss"] = []
         if previous:
-            for k in self.data:
-                if k in previous:
-                    self.data[k] = list(np.asarray(previous[k]).tolist())
+            n = len(np.asarray(previous["loss"]))
+            for k in self.data:       # a column the earlier run did not record: NaN
+                self.data[k] = (list(np.asarray(previous[k]).tolist()) if k in previous
+                                else [math.nan] * n)
 
     def add(self, **values):
         for k in self.data:
