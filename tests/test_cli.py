@@ -199,7 +199,7 @@ def test_train_checkpoints_survive_a_kill_and_resume(tmp_path):
     saved = FitResult.load(ckpt)
     assert saved.message == "checkpoint" and saved.n_iter > 0
     assert len(saved.history["loss"]) == len(saved.history["iter"])
-    gomaml("train", *args, "--max-iter", "7", "--resume", check=0)
+    gomaml(*args, "--max-iter", "7", "--resume", check=0)
     done = FitResult.load(ckpt)
     assert done.n_iter == saved.n_iter + 7
     lengths = {len(v) for v in done.history.values()}
