@@ -51,3 +51,31 @@ def test_other_losses_are_refused(rng, loss):
     tasks = make_tasks(rng, n=2, d=3, loss="logistic")
     with pytest.raises(ValueError, match="closed form only for the squared loss"):
         gomaml.global_minimizer(tasks, loss=loss, inner_lr=0.1)
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_mixed_precision_route_is_float64_accurate(rng, monkeypatch, T):
+    """The float32-Gram preconditioned route must give the float64 minimum-norm solution."""
+    from gomaml import minimizer
+    monkeypatch.setattr(minimizer, "_MIXED_MIN_WORK", 0)
+    tasks = make_tasks(rng, n=6, d=80, layout="ragged")
+    res = gomaml.global_minimizer(tasks, inner_lr=0.1, inner_steps=T)
+    assert res.route == "cholesky-gram-mixed"
+    M, t = ref.stacked_rows(as_reference(tasks), tasks.weights, 0.1, T)
+    want = np.linalg.pinv(M) @ t
+    np.testing.assert_allclose(res.theta_star, want, rtol=1e-10, atol=1e-13 * np.abs(want).max())
+    _, g = gomaml.meta_loss_grad(res.theta_star, tasks, inner_lr=0.1, inner_steps=T)
+    assert np.linalg.norm(g) <= 1e-10 * (1 + np.linalg.norm(M.T @ t))
+
+
+def test_mixed_precision_falls_back_when_ill_conditioned(rng, monkeypatch):
+    from gomaml import minimizer
+    monkeypatch.setattr(minimizer, "_MIXED_MIN_WORK", 0)
+    X = rng.normal(size=(4, 3, 40))
+    X[1] = X[0] + 1e-7 * rng.normal(size=(3, 40))       # nearly repeated rows
+    tasks = gomaml.Tasks(X, rng.normal(size=(4, 3)))
+    res = gomaml.global_minimizer(tasks, inner_lr=0.1)
+    assert res.route != "cholesky-gram-mixed"
+    M, t = ref.stacked_rows(as_reference(tasks), tasks.weights, 0.1, 1)
+    want = np.linalg.lstsq(M, t, rcond=None)[0]
+    assert np.linalg.norm(M @ res.theta_star - t) <= np.linalg.norm(M @ want - t) + 1e-9

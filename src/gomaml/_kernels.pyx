@@ -9,10 +9,11 @@
 # `block_grad`, and the caller adds the rows in a fixed order. Any n_threads gives the same bits.
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
+from libc.math cimport sqrt
 from libc.string cimport memcpy, memset
 from cython cimport floating
 
-from gomaml._pointloss cimport loss_eval
+from gomaml._pointloss cimport loss_eval, SQUARED
 
 cdef extern from "rowops.h" nogil:
     double gm_dot_d(const double* x, const double* v, Py_ssize_t n)
@@ -267,3 +268,55 @@ def stream_read(const double[::1] buf, double[::1] partial, int n_threads):
     with nogil:
         for c in prange(nc, num_threads=n_threads, schedule="static"):
             partial[c] = gm_sum_d(&buf[(c * n) // nc], ((c + 1) * n) // nc - (c * n) // nc)
+
+
+cdef void stacked_task(const floating* Xs, const floating* ys, Py_ssize_t ks,
+                       const floating* Xq, const floating* yq, Py_ssize_t kq, Py_ssize_t d,
+                       double scale, double eta, int T, const double* zeros,
+                       double* M, double* t, double* b, double* g, double* u) noexcept nogil:
+    """One task's rows of SPEC §5's stacked system (squared loss): M_b <- scale·Xq_b A,
+    A = (I − 2ηΣs)^T (applied as T times y <- y − (2η/ks) Σ_a (x_a·y) x_a, no d×d matrix),
+    t_b <- scale·(yq_b − Xq_b·b_i), b_i the inner loop run from θ = 0."""
+    cdef Py_ssize_t a, r, k, step
+    cdef double* y
+    inner_loop(Xs, ys, ks, d, zeros, SQUARED, 1.0, eta, T, b, g, NULL)
+    for r in range(kq):
+        y = M + r * d
+        for k in range(d):
+            y[k] = Xq[r * d + k]
+        for step in range(T):
+            for a in range(ks):                 # all coefficients first: y changes below
+                u[a] = (2.0 * eta / ks) * row_dot(Xs + a * d, y, d)
+            for a in range(ks):
+                row_axpy(-u[a], Xs + a * d, y, d)
+        for k in range(d):
+            y[k] *= scale
+        t[r] = scale * (yq[r] - row_dot(Xq + r * d, b, d))
+
+
+def stacked_rows(const floating[:, ::1] Xs, const floating[::1] ys, const int64_t[::1] s_ptr,
+                 const floating[:, ::1] Xq, const floating[::1] yq, const int64_t[::1] q_ptr,
+                 const double[::1] weights, double inner_lr, int inner_steps,
+                 double[:, ::1] M, double[::1] t, double[:, ::1] scratch, int n_threads):
+    """The stacked least-squares system of the squared-loss minimiser, parallel over tasks:
+    M (sum kq, d) and t (sum kq,), task i's rows scaled by sqrt(p_i/kq_i). Scratch
+    (n_threads, 3d + max ks)."""
+    cdef Py_ssize_t n = weights.shape[0], d = Xs.shape[1], i, ks_max = 0
+    _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, n)
+    if M.shape[0] != Xq.shape[0] or M.shape[1] != d or t.shape[0] != Xq.shape[0]:
+        raise ValueError("M or t has the wrong shape")
+    for i in range(n):
+        ks_max = max(ks_max, s_ptr[i + 1] - s_ptr[i])
+    if scratch.shape[0] < n_threads or scratch.shape[1] < 3 * d + ks_max \
+            or inner_steps < 1 or n_threads < 1:
+        raise ValueError("bad scratch, inner_steps or n_threads")
+    cdef double* base
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            base = &scratch[threadid(), 0]
+            memset(base, 0, d * sizeof(double))          # the zero θ of the inner loop
+            stacked_task(&Xs[s_ptr[i], 0], &ys[s_ptr[i]], s_ptr[i + 1] - s_ptr[i],
+                         &Xq[q_ptr[i], 0], &yq[q_ptr[i]], q_ptr[i + 1] - q_ptr[i], d,
+                         sqrt(weights[i] / (q_ptr[i + 1] - q_ptr[i])), inner_lr,
+                         inner_steps, base, &M[q_ptr[i], 0], &t[q_ptr[i]],
+                         base + d, base + 2 * d, base + 3 * d)
