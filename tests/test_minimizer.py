@@ -79,3 +79,40 @@ def test_mixed_precision_falls_back_when_ill_conditioned(rng, monkeypatch):
     M, t = ref.stacked_rows(as_reference(tasks), tasks.weights, 0.1, 1)
     want = np.linalg.lstsq(M, t, rcond=None)[0]
     assert np.linalg.norm(M @ res.theta_star - t) <= np.linalg.norm(M @ want - t) + 1e-9
+
+
+def test_numerically_rank_deficient_uses_the_numerical_rank():
+    """Random Fourier features of 1-D inputs: the stacked system has numerical rank far below
+    min(N, d). θ* is the minimum-norm solution at rank tolerance max(N, d)·eps, as NumPy's
+    lstsq on the same system; keeping the rounding-level directions gives a θ of larger
+    norm and an L that differs only at the level the convention decides."""
+    from gomaml import synthetic
+    from gomaml import minimizer
+    from gomaml.features import RandomFourier
+    raw = synthetic.sinusoid(12, 6, 6, seed=0)
+    tasks = raw.to_tasks(RandomFourier(256, seed=1).fit(1))
+    res = gomaml.global_minimizer(tasks, inner_lr=0.3)
+    M, t = ref.stacked_rows(as_reference(tasks), tasks.weights, 0.3, 1)
+    s = np.linalg.svd(M, compute_uv=False)
+    assert (s > s[0] * 1e-10).sum() < min(M.shape) / 2            # badly rank deficient
+    assert res.route == "svd-lstsq" and res.rank < min(M.shape)
+    # the kernel builds the same system as the reference, to rounding
+    M_lib, t_lib = minimizer.stacked_system(tasks, 0.3, 1)
+    np.testing.assert_allclose(M_lib, M, rtol=0, atol=1e-13 * np.abs(M).max())
+    np.testing.assert_allclose(t_lib, t, rtol=0, atol=1e-13 * np.abs(t).max())
+    # on that system the solve is NumPy's minimum-norm lstsq at the same tolerance
+    want, _, rank, _ = np.linalg.lstsq(M_lib, t_lib, rcond=None)
+    assert res.rank == rank
+    assert res.L_star == pytest.approx(float(np.sum((M_lib @ want - t_lib) ** 2)), rel=1e-9)
+    np.testing.assert_allclose(M_lib @ res.theta_star, M_lib @ want, rtol=0,
+                               atol=1e-7 * np.abs(t).max())
+    # across systems that differ only by rounding, an ill-posed problem agrees only roughly:
+    # singular directions just above the cutoff amplify the rounding
+    ref_theta = np.linalg.lstsq(M, t, rcond=None)[0]
+    assert res.L_star == pytest.approx(float(np.sum((M @ ref_theta - t) ** 2)), rel=1e-3)
+    # keeping the rounding-level directions (LAPACK's eps cutoff) inflates θ; the minimum
+    # itself is defined only up to the rank convention, here to about 1e-3 relative
+    from scipy import linalg
+    noisy = linalg.lstsq(M_lib, t_lib, lapack_driver="gelsd")[0]
+    assert np.linalg.norm(res.theta_star) < 0.5 * np.linalg.norm(noisy)
+    assert res.L_star == pytest.approx(float(np.sum((M_lib @ noisy - t_lib) ** 2)), rel=1e-2)

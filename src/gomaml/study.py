@@ -185,10 +185,11 @@ def run_row(cfg, d, status=None):
     t_train = time.perf_counter() - t_start
     if status:
         status(f"d={d} bound")
+    minimizer = {}
     if cfg["loss"] == "squared":
-        theta_dag, _ = global_minimizer(tasks, inner_lr=cfg["inner_lr"],
-                                        inner_steps=cfg["inner_steps"])
-        kind = "closed_form"
+        sol = global_minimizer(tasks, inner_lr=cfg["inner_lr"], inner_steps=cfg["inner_steps"])
+        theta_dag, kind = sol.theta_star, "closed_form"
+        minimizer = {"minimizer_route": sol.route, "minimizer_rank": sol.rank}
     else:
         # no closed form: the comparator is θ trained on, five times the budget
         more = fit(tasks, tol=cfg["tol"] / 100, max_iter=5 * cfg["max_iter"],
@@ -217,6 +218,7 @@ def run_row(cfg, d, status=None):
         "test_loss_comparator": float(meta_loss(theta_dag, test_tasks, **kw)),
         "test_before_adaptation": float(np.mean(before)),
         "test_after_adaptation": float(np.mean(after)),
+        **minimizer,
         "train_seconds": t_train, "bound_seconds": t_bound,
         "seconds": time.perf_counter() - t_start,
     }
