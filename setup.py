@@ -76,13 +76,12 @@ def choose_openmp():
         return False
     if forced is True or openmp_works():
         return True
-    message = ("gomaml: the C compiler cannot build and run an OpenMP program; "
-               "building the kernels SERIALLY (n_threads > 1 will run on one thread). "
-               "Install an OpenMP-capable compiler (gcc, or clang with libomp) and rebuild.")
+    problem = "gomaml: the C compiler cannot build and run an OpenMP program"
+    remedy = "Install an OpenMP-capable compiler (gcc, or clang with libomp) and rebuild."
     if required:
-        raise SystemExit(message.replace("building the kernels SERIALLY",
-                                         "GOMAML_REQUIRE_OPENMP=1, so the build stops")
-                         .split(" (n_threads")[0])
+        raise SystemExit(f"{problem}, and GOMAML_REQUIRE_OPENMP=1, so the build stops. {remedy}")
+    message = (f"{problem}; building the kernels SERIALLY (n_threads > 1 will run on one "
+               f"thread). {remedy}")
     warnings.warn(message)
     print("WARNING: " + message, file=sys.stderr)
     return False

@@ -3,12 +3,12 @@
 Every term is computed in float64 (also for float32 tasks), for one inner step (T = 1).
 """
 import dataclasses
-import json
 import math
 import numbers
 
 import numpy as np
 
+from gomaml._json import json_safe
 from gomaml._memory import check_fits, fits
 from gomaml.minimizer import global_minimizer
 from gomaml.objective import Problem, adapt, meta_loss, meta_loss_grad
@@ -43,14 +43,7 @@ class BoundReport:
 
     def to_dict(self):
         """A JSON-safe dict: inf and NaN are spelled "inf", "-inf", "nan"."""
-        def safe(x):
-            if isinstance(x, float) and not math.isfinite(x):
-                return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-            return x
-        return {k: safe(v) for k, v in dataclasses.asdict(self).items()}
-
-    def to_json(self):
-        return json.dumps(self.to_dict())
+        return json_safe(dataclasses.asdict(self))
 
     def __str__(self):
         rows = [
@@ -199,16 +192,27 @@ class PairOperator:
         return np.concatenate(rows), np.concatenate(index)
 
 
+def _pair_setup(problem, omega, theta_dag=None):
+    """(l', Δ or None, the pair operator) at ω: the adapted ω_i (and θ†_i when given), the
+    derivative and comparator difference at every query point, and the operator over the
+    pairs with l' ≠ 0. The float64 rows are made once, here."""
+    tasks = problem.tasks
+    kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
+    check_fits("the adapted parameters ω_i and θ†_i of every task (2·n·d)",
+               2 * tasks.n_tasks * tasks.d * 8)
+    packed = _packed64(tasks)
+    omega_i = adapt(omega, tasks, **kw)
+    dag_i = adapt(theta_dag, tasks, **kw) if theta_dag is not None else None
+    l1, delta = _query_terms(tasks, problem.loss, omega_i, packed[3], packed[4], packed[5],
+                             dag_i)
+    op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, l1 != 0)
+    return l1, delta, op
+
+
 def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None):
     """Aᵀ(√(M r)·w) through the pair operator: equals ∇L(ω) (SPEC §6's identity)."""
     problem = Problem(tasks, loss, inner_lr, 1, n_threads)
-    omega = problem.theta(omega, "omega")
-    packed = _packed64(tasks)
-    Xs, ys, s_ptr, Xq, yq, q_ptr = packed
-    omega_i = adapt(omega, tasks, loss=problem.loss, inner_lr=problem.inner_lr,
-                    n_threads=problem.n_threads)
-    l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
-    op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, l1 != 0)
+    l1, _, op = _pair_setup(problem, problem.theta(omega, "omega"))
     task_of_q = np.repeat(np.arange(tasks.n_tasks), tasks.query_sizes)
     return op.rmatvec(op.pair_values(l1 / tasks.weights[task_of_q]))
 
@@ -222,9 +226,8 @@ def _reported_value(R, eps, w_norm):
 
 
 def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol, monitor=None):
-    """('exact' | 'matrix_free' | 'auto') -> a solver; auto by the pair matrix's size."""
-    if kind not in ("auto", "exact", "matrix_free"):
-        raise ValueError(f"solver must be 'auto', 'exact' or 'matrix_free', got {kind!r}")
+    """('exact' | 'matrix_free' | 'auto', already checked) -> a solver; auto by the pair
+    matrix's size."""
     nbytes = n_rows * d * 8
     if kind == "auto":
         kind = "exact" if n_rows * d <= _EXACT_MAX_ENTRIES and fits(3 * nbytes) else "matrix_free"
@@ -276,13 +279,7 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
     L_omega, grad = meta_loss_grad(omega, tasks, **kw)
     L_dag = meta_loss(theta_dag, tasks, **kw)
     eps = float(np.linalg.norm(grad))
-    check_fits("the adapted parameters ω_i and θ†_i of every task (2·n·d)",
-               2 * tasks.n_tasks * tasks.d * 8)
-    packed = _packed64(tasks)
-    Xs, ys, s_ptr, Xq, yq, q_ptr = packed
-    omega_i = adapt(omega, tasks, **kw)
-    dag_i = adapt(theta_dag, tasks, **kw)
-    l1, delta = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr, dag_i)
+    l1, delta, op = _pair_setup(problem, omega, theta_dag)
     kq = tasks.query_sizes
     task_of_q = np.repeat(np.arange(tasks.n_tasks), kq)
     w_norm = float(np.sqrt(np.sum(l1 ** 2 / kq[task_of_q])))
@@ -290,8 +287,6 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
     keep = l1 != 0
     ks_of_q = tasks.support_sizes[task_of_q]
     n_pairs, n_dropped = int(ks_of_q[keep].sum()), int(ks_of_q[~keep].sum())
-
-    op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, keep)
     c = op.pair_values(delta)
 
     def dense():

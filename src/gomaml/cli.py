@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -114,7 +115,6 @@ class _Checkpointer:
     FitResult that `--resume` continues from, so a kill loses at most that much work."""
 
     def __init__(self, path, previous, every, config):
-        import time
         from gomaml.train import FitResult
         self.path, self.every, self.config = path, every, config
         self.previous = FitResult.load(previous) if previous else None
@@ -123,7 +123,6 @@ class _Checkpointer:
         self.t0 = self.last
 
     def __call__(self, it, theta, loss, grad_norm):
-        import time
         for key, value in zip(self.rows, (it, loss, grad_norm)):
             self.rows[key].append(value)
         now = time.perf_counter()

@@ -135,7 +135,7 @@ def adapt(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_thread
     theta = problem.theta(theta)
     Xs, ys, s_ptr = tasks.packed()[:3]
     out = np.empty((tasks.n_tasks, tasks.d))
-    scratch = np.empty((problem.n_threads, tasks.d))
+    scratch = aligned_scratch(problem.n_threads, tasks.d)
     _kernels.adapt_tasks(Xs, ys, s_ptr, theta, problem.loss.code, problem.loss.delta,
                          problem.inner_lr, problem.inner_steps, out, scratch,
                          problem.n_threads)
@@ -150,7 +150,7 @@ def task_losses(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_
     theta = problem.theta(theta)
     before = np.empty(tasks.n_tasks)
     after = np.empty(tasks.n_tasks)
-    scratch = np.empty((problem.n_threads, 2 * tasks.d))
+    scratch = aligned_scratch(problem.n_threads, 2 * tasks.d)
     _kernels.task_risks(*tasks.packed(), theta, problem.loss.code, problem.loss.delta,
                         problem.inner_lr, problem.inner_steps, before, after, scratch,
                         problem.n_threads)

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from gomaml._buildinfo import build_info
+from gomaml._json import json_safe
 from gomaml._progress import Progress
 from gomaml._version import __version__
 from gomaml.bounds import theorem1_report
@@ -214,7 +215,7 @@ def run_row(cfg, d, status=None):
         "L_comparator": rep.get("L_comparator"),
         "comparator_kind": kind,
         "comparator_norm": float(np.linalg.norm(theta_dag)),
-        "test_loss": float(meta_loss(res.theta, test_tasks, **kw)),
+        "test_loss": float(test_tasks.weights @ after),     # = L(ω) on the held-out tasks
         "test_loss_comparator": float(meta_loss(theta_dag, test_tasks, **kw)),
         "test_before_adaptation": float(np.mean(before)),
         "test_after_adaptation": float(np.mean(after)),
@@ -315,14 +316,6 @@ def flatten(row, prefix=""):
     return out
 
 
-def _json_safe(x):
-    if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    return x
-
-
 def format_table(rows):
     """The study table, one line per row in d order."""
     widths = [_width(fmt) for _, _, fmt in TABLE]
@@ -401,7 +394,7 @@ def run_study(cfg, out=DEFAULT_OUT, *, fresh=False, progress=True, make_plot=Tru
             rc = row_config(cfg, d)
             row = run_row(cfg, d, status=lambda text: bar.update(finished, text))
             row.update(key=row_key(rc), config=rc, provenance=prov)
-            store.append(_json_safe(row))
+            store.append(json_safe(row))
             finished += 1
             bar.update(finished, f"d={d} done", force=True)
     finally:

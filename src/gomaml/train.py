@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from gomaml import _kernels
+from gomaml._json import json_safe
 from gomaml._progress import Progress
 from gomaml.objective import NonFiniteOutputError, Problem, _evaluate, meta_loss
 
@@ -44,20 +45,13 @@ class FitResult:
 
     def to_dict(self):
         """JSON-safe dict (arrays as lists, inf/NaN as strings)."""
-        def safe(x):
-            if isinstance(x, np.ndarray):
-                return [safe(float(v)) for v in x]
-            if isinstance(x, float) and not math.isfinite(x):
-                return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-            if isinstance(x, dict):
-                return {k: safe(v) for k, v in x.items()}
-            return x
-        return safe({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        return json_safe({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     def save(self, path):
         """Write an .npz (θ, history arrays, and the rest as JSON); FitResult.load reads it,
         and fit(..., theta0=result) resumes training from it."""
-        meta = {k: v for k, v in self.to_dict().items() if k not in ("theta", "history")}
+        meta = json_safe({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                          if f.name not in ("theta", "history")})   # the arrays go as arrays
         np.savez(path, theta=self.theta, meta=np.array(json.dumps(meta)),
                  **{f"history_{k}": np.asarray(v) for k, v in self.history.items()})
 
@@ -240,10 +234,10 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
                 if batch_size else 1.0 / max(gn, 1.0))
     step_name = "outer_lr" if outer_lr else "the automatic step (pass a smaller outer_lr)"
 
-    def record(it, L, gn, val=True):
+    def record(it, L, gn):
         vl = meta_loss(theta, val_tasks, loss=problem.loss, inner_lr=problem.inner_lr,
                        inner_steps=problem.inner_steps, n_threads=problem.n_threads) \
-            if (val_tasks is not None and val) else math.nan
+            if val_tasks is not None else math.nan
         history.add(iter=it, loss=L, grad_norm=gn, step=step, val_loss=vl)
 
     good = (theta.copy(), L, gn, it0)        # last recorded θ: what divergence returns
@@ -256,8 +250,8 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
     try:
         while not converged and it < it0 + max_iter:
             if batch_size is None:
-                # full batch: backtracking (Armijo) unless the step is fixed
-                # Barzilai–Borwein step lengths, non-monotone Armijo safeguard (Raydan 1997)
+                # full batch, unless the step is fixed: Barzilai–Borwein step lengths with a
+                # non-monotone Armijo backtracking safeguard (Raydan 1997)
                 while True:
                     trial = theta - step * g
                     Lt, gt = full(trial)
