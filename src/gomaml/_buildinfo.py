@@ -1,8 +1,7 @@
 """build_info(): how this installation of gomaml was built and what it will use."""
 import numpy as np
 
-from gomaml import _kernels
-from gomaml._threads import available_cpus
+from gomaml._threads import _kernels, WAIT_POLICY, SERIAL_WORK, default_threads
 from gomaml._version import __version__
 
 
@@ -16,14 +15,18 @@ def _numpy_blas():
 
 
 def build_info():
-    """dict: version, openmp (bool), max_threads (what n_threads=None uses), blas (the BLAS
+    """dict: version, openmp (bool), max_threads (what n_threads=None uses for calls of at
+    least serial_below row-element visits; smaller calls run on one thread), wait_policy (how
+    idle OpenMP threads wait), blas (the BLAS
     behind NumPy/SciPy, used by the bounds; the kernels use their own SIMD loops),
     boundscheck (bool), isa (the instruction set the kernels' row loops run with)."""
     compiled = _kernels.compiled_info()
     return {
         "version": __version__,
         "openmp": compiled["openmp"],
-        "max_threads": available_cpus() if compiled["openmp"] else 1,
+        "max_threads": default_threads(),
+        "serial_below": SERIAL_WORK,
+        "wait_policy": WAIT_POLICY if compiled["openmp"] else "serial build",
         "blas": _numpy_blas(),
         "boundscheck": compiled["boundscheck"],
         "isa": compiled["isa"],

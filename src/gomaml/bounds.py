@@ -9,9 +9,10 @@ import numbers
 import numpy as np
 
 from gomaml._json import json_safe
+from gomaml._linalg import norm, single_threaded_blas
 from gomaml._memory import check_fits, fits
 from gomaml.minimizer import global_minimizer
-from gomaml.objective import Problem, adapt, meta_loss, meta_loss_grad
+from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
 # the exact (dense SVD) solver is used up to this many entries of the pair matrix
@@ -40,6 +41,15 @@ class BoundReport:
     L_omega: float = math.nan
     L_comparator: float = math.nan
     w_norm_tight: float = None   # Corollary 1 only: ‖W‖_ρ ≤ w_norm = 2R̄
+
+    def __post_init__(self):
+        bad = [f.name for f in dataclasses.fields(self)
+               if isinstance(getattr(self, f.name), float)
+               and not math.isfinite(getattr(self, f.name))]
+        if bad:
+            raise NumericalOverflowError(
+                f"the bound's terms {', '.join(bad)} overflowed to inf or NaN although the "
+                f"inputs are finite: rescale the labels or the features")
 
     def to_dict(self):
         """A JSON-safe dict: inf and NaN are spelled "inf", "-inf", "nan"."""
@@ -209,6 +219,7 @@ def _pair_setup(problem, omega, theta_dag=None):
     return l1, delta, op
 
 
+@single_threaded_blas
 def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None):
     """Aᵀ(√(M r)·w) through the pair operator: equals ∇L(ω) (SPEC §6's identity)."""
     problem = Problem(tasks, loss, inner_lr, 1, n_threads)
@@ -246,6 +257,7 @@ def _finish(solver, R, eps, w_norm):
     return R, repr_error, R * eps + w_norm * repr_error
 
 
+@single_threaded_blas
 def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                      comparator=None, R="auto", solver="auto", tol=1e-8, n_threads=None):
     """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (SPEC §6). Returns a
@@ -271,6 +283,7 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
     return theorem1_report(problem, omega, theta_dag, kind, R=R, solver=solver, tol=tol)
 
 
+@single_threaded_blas
 def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", tol=1e-8):
     """The BoundReport of Theorem 1 at ω against the comparator θ† (validated arguments;
     kind "closed_form" when θ† is the exact minimiser). R None: minimise the bound."""
@@ -278,11 +291,11 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
     kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
     L_omega, grad = meta_loss_grad(omega, tasks, **kw)
     L_dag = meta_loss(theta_dag, tasks, **kw)
-    eps = float(np.linalg.norm(grad))
+    eps = norm(grad)
     l1, delta, op = _pair_setup(problem, omega, theta_dag)
     kq = tasks.query_sizes
     task_of_q = np.repeat(np.arange(tasks.n_tasks), kq)
-    w_norm = float(np.sqrt(np.sum(l1 ** 2 / kq[task_of_q])))
+    w_norm = norm(l1 / np.sqrt(kq[task_of_q]))
     linear = float(np.sum(tasks.weights[task_of_q] / kq[task_of_q] * l1 * delta))
     keep = l1 != 0
     ks_of_q = tasks.support_sizes[task_of_q]
@@ -319,6 +332,7 @@ def shared_inputs(tasks):
     return np.asarray(X0, dtype=np.float64)
 
 
+@single_threaded_blas
 def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_threads=None):
     """Corollary 1 (squared loss, shared inputs, SPEC §7): bound = R·ε + 2R̄·repr(R), with
     u computed as Δ (never as the ratio); ‖W‖_ρ reported as w_norm_tight."""
@@ -333,7 +347,7 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
     theta_star = global_minimizer(tasks, **kw)[0]
     L_omega, grad = meta_loss_grad(omega, tasks, **kw)
     L_star = meta_loss(theta_star, tasks, **kw)
-    eps = float(np.linalg.norm(grad))
+    eps = norm(grad)
     Y = np.asarray(tasks.packed()[1], dtype=np.float64).reshape(tasks.n_tasks, k)
     p = tasks.weights
     F = adapt(omega, tasks, **kw) @ X.T                        # f_i(x_b), (n, k)
@@ -358,9 +372,10 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
                        exact=True, n_pairs=int(keep.sum()), n_dropped=int((~keep).sum()),
                        solver=solv.name, solver_gap=float(solv.gap), loss="squared",
                        inner_lr=eta, inner_steps=1, L_omega=L_omega, L_comparator=L_star,
-                       w_norm_tight=float(np.sqrt(np.sum(W ** 2) / k)))
+                       w_norm_tight=norm(W) / math.sqrt(k))
 
 
+@single_threaded_blas
 def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                           measure="task", n_threads=None):
     """The functional derivative at ω, packed like the query rows, (Σ kq_i,):
@@ -376,4 +391,8 @@ def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_s
     l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
     if measure == "mixture":
         l1 = l1 / np.repeat(tasks.weights, tasks.query_sizes)
+    if not np.isfinite(l1).all():
+        raise NumericalOverflowError(
+            f"the functional derivative (measure={measure!r}) overflowed although the inputs "
+            f"are finite: l' / p_i exceeds the float range; rescale the labels or the weights")
     return l1

@@ -10,10 +10,10 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
+from gomaml._linalg import norm, single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.losses import resolve_loss
-from gomaml import _kernels
-from gomaml.objective import Problem, aligned_scratch
+from gomaml.objective import NumericalOverflowError, Problem, _kernels, aligned_scratch
 
 # Cholesky of a Gram matrix (condition = cond(M)²) is trusted below this estimate: the
 # solution's relative error is then about cond·eps ≈ 2e-8.
@@ -91,6 +91,8 @@ def _cholesky_solve(G, cond_max=None):
     to a small factor, unlike the ratio of the factor's diagonal, which is only a lower
     bound) is below cond_max; else None. Returns (factor or None, estimate)."""
     cond_max = _GRAM_COND_MAX if cond_max is None else cond_max
+    if not np.isfinite(G).all():          # a Gram entry overflowed (float32, or huge rows)
+        return None, np.inf
     try:
         c = linalg.cho_factor(G, lower=True, check_finite=False)
     except linalg.LinAlgError:
@@ -111,6 +113,7 @@ def rank_tolerance(shape):
     return max(shape) * np.finfo(float).eps
 
 
+@single_threaded_blas
 def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
     """The exact global minimiser θ* of L for the squared loss, and L(θ*).
 
@@ -144,9 +147,14 @@ def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_th
         if c is not None:
             theta = linalg.cho_solve(c, M.T @ t, check_finite=False)
             route = "cholesky-normal"
-    if theta is None:                 # rank-revealing: minimum norm at the numerical rank
+    if theta is None or not np.isfinite(theta).all():
+        # rank-revealing: minimum norm at the numerical rank
         theta, _, rank, _ = linalg.lstsq(M, t, cond=rank_tolerance(M.shape),
                                          lapack_driver="gelsd", check_finite=False)
         route = "svd-lstsq"
-    r = M @ theta - t
-    return MinimizerResult(theta, float(r @ r), route, int(rank), float(cond))
+    L_star = norm(M @ theta - t) ** 2
+    if not (np.isfinite(theta).all() and np.isfinite(L_star)):
+        raise NumericalOverflowError(
+            f"global_minimizer: θ* or L(θ*) overflowed although the inputs are finite "
+            f"(L(θ*) = {L_star:g}): rescale the labels or the features")
+    return MinimizerResult(theta, L_star, route, int(rank), float(cond))

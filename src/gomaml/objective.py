@@ -7,8 +7,8 @@ import numbers
 
 import numpy as np
 
-from gomaml import _kernels
-from gomaml._threads import resolve_n_threads
+from gomaml._memory import human, available_bytes
+from gomaml._threads import _kernels, resolve_n_threads
 from gomaml.losses import LOGISTIC, resolve_loss
 from gomaml.tasks import Tasks
 
@@ -17,8 +17,14 @@ _MAX_BLOCKS = 64
 _BLOCK_BYTES = 64 << 20
 
 
-class NonFiniteOutputError(ValueError):
-    """An output overflowed to inf or NaN although every input was finite."""
+class NumericalOverflowError(ArithmeticError):
+    """A result overflowed to inf or NaN although every input was finite (the CLI exits 1)."""
+
+
+NonFiniteOutputError = NumericalOverflowError      # the name before 0.2
+
+#: inner_steps is a C int in the kernels
+MAX_INNER_STEPS = 2**31 - 1
 
 
 class Problem:
@@ -41,10 +47,21 @@ class Problem:
         self.inner_lr = float(inner_lr)
         if isinstance(inner_steps, bool) or not isinstance(inner_steps, numbers.Integral):
             raise TypeError(f"inner_steps must be an int, got {inner_steps!r}")
-        if inner_steps < 1:
-            raise ValueError(f"inner_steps must be >= 1, got {inner_steps}")
+        if not 1 <= inner_steps <= MAX_INNER_STEPS:
+            raise ValueError(f"inner_steps must be between 1 and {MAX_INNER_STEPS}, "
+                             f"got {inner_steps}")
         self.inner_steps = int(inner_steps)
-        self.n_threads = resolve_n_threads(n_threads)
+        ks, kq = tasks.support_sizes, tasks.query_sizes
+        work = tasks.d * (4 * self.inner_steps * int(ks.sum()) + 2 * int(kq.sum()))
+        self.n_threads = resolve_n_threads(n_threads, work)
+        # the backward pass keeps l'' of every inner step: T·max ks doubles per thread
+        need = 8 * self.n_threads * _kernels.scratch_size(tasks.d, 1, 0) + \
+            8 * self.n_threads * self.inner_steps * int(ks.max())
+        avail = available_bytes()
+        if avail is not None and need > avail // 2:
+            raise ValueError(f"inner_steps = {self.inner_steps} needs {human(need)} of scratch "
+                             f"({self.n_threads} thread(s) × inner_steps × {int(ks.max())} "
+                             f"support rows), more than half the {human(avail)} available")
 
     def theta(self, theta, name="theta"):
         """theta as a float64 (d,) array, checked in O(d)."""
@@ -60,7 +77,7 @@ class Problem:
         return np.ascontiguousarray(t)
 
     def overflow(self, what):
-        return NonFiniteOutputError(
+        return NumericalOverflowError(
             f"{what} is not finite (inf or NaN) although the inputs are: the inner loop or the "
             f"loss overflowed. Reduce inner_lr (now {self.inner_lr:g}) or the scale of theta "
             f"and the features.")

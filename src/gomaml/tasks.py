@@ -136,7 +136,13 @@ def _normalise_weights(weights, n):
     if not (w > 0).all():
         raise ValueError(f"weights: must be > 0, got min {w.min()!r}")
     w = w / w.max()          # no overflow in the sum below
-    return w / w.sum()
+    w = w / w.sum()
+    if not (w > 0).all():
+        i = int(np.flatnonzero(w <= 0)[0])
+        raise ValueError(f"weights: weight {i} ({weights[i]!r}) is 0 once the weights are "
+                         f"normalised to sum 1 (its ratio to the largest underflows); drop "
+                         f"that task or use weights of a smaller range")
+    return w
 
 
 class Tasks:

@@ -16,8 +16,9 @@ import numpy as np
 
 from gomaml import _kernels
 from gomaml._json import json_safe
+from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
-from gomaml.objective import NonFiniteOutputError, Problem, _evaluate, meta_loss
+from gomaml.objective import NumericalOverflowError, Problem, _evaluate, meta_loss
 
 _EXPLODE = 1e8        # L above this multiple of max(L(θ0), 1) counts as divergence
 
@@ -115,7 +116,7 @@ def _accept(L, gn, Lt, gt, step, first_order):
     its fixed point: there the direction's norm must decrease."""
     if gt is None or not math.isfinite(Lt):
         return False
-    gnt = float(np.linalg.norm(gt))
+    gnt = norm(gt)
     if first_order:
         return Lt < L or gnt < gn
     if Lt <= L - 1e-4 * step * gn * gn:
@@ -127,14 +128,14 @@ def _largest_curvature(problem, theta, mode, ids=None, weights=None, seed=0):
     """λ_max of the Hessian at θ of the (sub-)objective Σ_m w_m L_{i_m}: power iteration on
     central differences of its gradient."""
     v = np.random.default_rng(seed).normal(size=theta.shape)
-    v /= np.linalg.norm(v)
-    h = 1e-4 * max(1.0, np.linalg.norm(theta))
+    v /= norm(v)
+    h = 1e-4 * max(1.0, norm(theta))
     lam = 0.0
     for _ in range(30):
         gp = _evaluate(problem, theta + h * v, mode, ids, weights)[1]
         gm = _evaluate(problem, theta - h * v, mode, ids, weights)[1]
         Hv = (gp - gm) / (2 * h)
-        new = float(np.linalg.norm(Hv))
+        new = norm(Hv)
         if new == 0:
             return lam
         v = Hv / new
@@ -159,6 +160,7 @@ def _minibatch_step(problem, theta, mode, batch_size, rng, n_samples=8):
     return 1.0 / lam if lam > 0 else 1.0
 
 
+@single_threaded_blas
 def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False,
         outer_lr=None, max_iter=10000, tol=1e-6, theta0=None, batch_size=None, seed=None,
         val_tasks=None, callback=None, progress=False, n_threads=None):
@@ -219,7 +221,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
     def full(th):
         try:
             return _evaluate(problem, th, mode)
-        except NonFiniteOutputError:
+        except NumericalOverflowError:
             return math.inf, None
 
     L, g = full(theta)
@@ -227,7 +229,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
         raise DivergenceError("the meta-loss is not finite at the starting θ: reduce inner_lr "
                               f"(now {problem.inner_lr:g})", result(theta, math.nan, math.nan,
                                                                     it0, False, "diverged"))
-    gn = float(np.linalg.norm(g))
+    gn = norm(g)
     L_ref = max(abs(L), 1.0)
     if step is None:
         step = (_minibatch_step(problem, theta, mode, batch_size, np.random.default_rng(seed))
@@ -273,7 +275,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
                 w = tasks.weights[ids] * (n / batch_size)
                 try:
                     _, gb = _evaluate(problem, theta, mode, ids, w)
-                except NonFiniteOutputError:
+                except NumericalOverflowError:
                     gb = None
                 if gb is None:
                     L, g = math.inf, None
@@ -288,7 +290,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
                     f"(now {step:.3g}) or inner_lr (now {problem.inner_lr:g})",
                     result(good[0], good[1], good[2], good[3], False, "diverged"))
             if batch_size is None or (it - it0) % check_every == 0:
-                gn = float(np.linalg.norm(g))
+                gn = norm(g)
                 record(it, L, gn)
                 good = (theta.copy(), L, gn, it)
                 converged = gn <= tol
