@@ -42,6 +42,12 @@ def compiled_info():
     }
 
 
+def omp_max_threads():
+    """omp_get_max_threads(): OMP_NUM_THREADS, or a later omp_set_num_threads (threadpoolctl);
+    1 in a serial build."""
+    return gm_openmp_max_threads()
+
+
 cdef inline double row_dot(const floating* x, const double* v, Py_ssize_t d) noexcept nogil:
     if floating is double:
         return gm_dot_d(x, v, d)

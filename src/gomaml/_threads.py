@@ -83,14 +83,16 @@ def cpus_present():
     return os.cpu_count() or 1
 
 
+_CGROUP_LIMIT = _cgroup_cpu_limit()       # read once: a container's quota is fixed
+
+
 def available_cpus():
     """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         n = cpus_present()
-    limit = _cgroup_cpu_limit()
-    return max(1, min(n, limit) if limit else n)
+    return max(1, min(n, _CGROUP_LIMIT) if _CGROUP_LIMIT else n)
 
 
 def default_threads():
@@ -99,7 +101,7 @@ def default_threads():
     kernels were built without OpenMP."""
     if not _OPENMP:
         return 1
-    return max(1, min(available_cpus(), _kernels.compiled_info()["max_threads"]))
+    return max(1, min(available_cpus(), _kernels.omp_max_threads()))
 
 
 def check_n_threads(n_threads):

@@ -37,12 +37,12 @@ class MinimizerResult(tuple):
 def stacked_system(tasks, inner_lr, inner_steps, n_threads=1):
     """(M (N, d), t (N,)): the rows √(p_i/kq_i) Xq_i A_i and targets √(p_i/kq_i)(yq_i − Xq_i b_i)
     of SPEC §5, float64, built by the compiled kernel in parallel over tasks."""
-    N, d = int(tasks.query_sizes.sum()), tasks.d
+    N, d = tasks.total_query, tasks.d
     check_fits("the stacked least-squares matrix of global_minimizer", N * d * 8 * 2)
     M = np.empty((N, d))
     t = np.empty(N)
     Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
-    scratch = aligned_scratch(n_threads, 3 * d + int(tasks.support_sizes.max()))
+    scratch = aligned_scratch(n_threads, 3 * d + tasks.max_support)
     _kernels.stacked_rows(Xs, ys, s_ptr, Xq, yq, q_ptr, tasks.weights, float(inner_lr),
                           int(inner_steps), M, t, scratch, n_threads)
     return M, t

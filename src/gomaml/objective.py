@@ -25,6 +25,8 @@ NonFiniteOutputError = NumericalOverflowError      # the name before 0.2
 
 #: inner_steps is a C int in the kernels
 MAX_INNER_STEPS = 2**31 - 1
+#: per-thread scratch above this many bytes is checked against the memory available
+_SCRATCH_CHECK = 64 << 20
 
 
 class Problem:
@@ -51,17 +53,18 @@ class Problem:
             raise ValueError(f"inner_steps must be between 1 and {MAX_INNER_STEPS}, "
                              f"got {inner_steps}")
         self.inner_steps = int(inner_steps)
-        ks, kq = tasks.support_sizes, tasks.query_sizes
-        work = tasks.d * (4 * self.inner_steps * int(ks.sum()) + 2 * int(kq.sum()))
+        T, ks_max = self.inner_steps, tasks.max_support
+        work = tasks.d * (4 * T * tasks.total_support + 2 * tasks.total_query)
         self.n_threads = resolve_n_threads(n_threads, work)
         # the backward pass keeps l'' of every inner step: T·max ks doubles per thread
-        need = 8 * self.n_threads * _kernels.scratch_size(tasks.d, 1, 0) + \
-            8 * self.n_threads * self.inner_steps * int(ks.max())
-        avail = available_bytes()
-        if avail is not None and need > avail // 2:
-            raise ValueError(f"inner_steps = {self.inner_steps} needs {human(need)} of scratch "
-                             f"({self.n_threads} thread(s) × inner_steps × {int(ks.max())} "
-                             f"support rows), more than half the {human(avail)} available")
+        need = 8 * self.n_threads * (3 * tasks.d + T * ks_max)
+        if need > _SCRATCH_CHECK:
+            avail = available_bytes()
+            if avail is not None and need > avail // 2:
+                raise ValueError(f"inner_steps = {T} needs {human(need)} of scratch "
+                                 f"({self.n_threads} thread(s) × (3·d + inner_steps × "
+                                 f"{ks_max} support rows) doubles), more than half the "
+                                 f"{human(avail)} available")
 
     def theta(self, theta, name="theta"):
         """theta as a float64 (d,) array, checked in O(d)."""
@@ -104,8 +107,10 @@ def _evaluate(problem, theta, mode, task_ids=None, weights=None):
     if task_ids is None:
         task_ids = np.arange(tasks.n_tasks, dtype=np.int64)
         weights = tasks.weights
+        ks_max = tasks.max_support
+    else:
+        ks_max = int(tasks.support_sizes[task_ids].max())
     m, d = task_ids.shape[0], tasks.d
-    ks_max = int(tasks.support_sizes[task_ids].max())
     B = n_blocks_for(m, d)
     block_loss = np.empty(B)
     block_grad = np.empty((B, d))

@@ -204,7 +204,7 @@ def run_row(cfg, d, status=None):
         rep = {"note": "Theorem 1 is proved for one inner step: no bound"}
     t_bound = time.perf_counter() - t_b
     before, after = task_losses(res.theta, test_tasks, **kw)
-    N = int(tasks.query_sizes.sum())
+    N = tasks.total_query
     row = {
         "d": int(d), "N_query": N, "d_ge_N": bool(d >= N),
         # measured, not assumed: L(θ*) ≈ 0 (d ≥ N does not guarantee it numerically)

@@ -241,6 +241,8 @@ class Tasks:
         self._same = bool(same)
         self._weights = _readonly(_normalise_weights(weights, s_ptr.shape[0] - 1))
         self._labels_pm1 = _all_pm1(self._ys) and (same or _all_pm1(self._yq))
+        ks, kq = np.diff(s_ptr), np.diff(q_ptr)
+        self._sizes = (int(ks.sum()), int(kq.sum()), int(ks.max()))
 
     # -- accessors -------------------------------------------------------------------------
     @property
@@ -262,6 +264,20 @@ class Tasks:
     @property
     def query_sizes(self):
         return np.diff(self._q_ptr)
+
+    @property
+    def total_support(self):
+        """Σ ks_i: support rows of all tasks."""
+        return self._sizes[0]
+
+    @property
+    def total_query(self):
+        """Σ kq_i: query rows of all tasks (the support rows again in same-data mode)."""
+        return self._sizes[1]
+
+    @property
+    def max_support(self):
+        return self._sizes[2]
 
     @property
     def same_data(self):
