@@ -1,5 +1,8 @@
 import io
+import json
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -147,3 +150,119 @@ def test_bad_arguments(rng, kwargs, match):
     tasks = well_conditioned(rng)
     with pytest.raises(ValueError, match=match):
         gomaml.fit(tasks, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"max_iter": 1.5}, "max_iter must be an int"),
+    ({"tol": "1e-3"}, "tol must be a number"),
+    ({"batch_size": 2.0}, "batch_size must be an int"),
+    ({"first_order": 1}, "first_order must be True or False"),
+    ({"checkpoint": 3}, "checkpoint must be a path"),
+    ({"n_threads": 2.0}, "n_threads must be a positive int"),
+])
+def test_wrong_types_are_type_errors(rng, kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        gomaml.fit(well_conditioned(rng), **kwargs)
+
+
+def _interrupt_at(k):
+    def callback(it, theta, L, g):
+        if it == k:
+            raise KeyboardInterrupt
+    return callback
+
+
+@pytest.mark.parametrize("batch_size", [None, 5])
+def test_interrupted_and_resumed_fit_ends_where_an_uninterrupted_one_does(rng, tmp_path,
+                                                                          batch_size):
+    tasks = make_tasks(rng, n=12, d=6, loss="logistic")
+    kw = dict(loss="logistic", inner_lr=0.3, tol=0, max_iter=45, batch_size=batch_size,
+              seed=3)
+    full = gomaml.fit(tasks, **kw)
+    ckpt = tmp_path / "ckpt.npz"
+    every = 1 if batch_size is None else 3        # ⌈12/5⌉ steps between full checks
+    part = gomaml.fit(tasks, callback=_interrupt_at(7 * every), checkpoint=ckpt, **kw)
+    assert part.message == "interrupted" and part.n_iter == 7 * every
+    saved = gomaml.FitResult.load(ckpt)           # the snapshot written on the interrupt
+    np.testing.assert_array_equal(saved.theta, part.theta)
+    again = gomaml.fit(tasks, theta0=ckpt, callback=_interrupt_at(13 * every),
+                       checkpoint=ckpt, **kw)
+    assert again.n_iter == 13 * every
+    done = gomaml.fit(tasks, theta0=ckpt, **kw)   # max_iter is the total over all runs
+    assert done.n_iter == full.n_iter and done.message == full.message
+    assert full.n_iter > 13 * every
+    scale = np.abs(full.theta).max()
+    assert np.abs(done.theta - full.theta).max() <= 1e-12 * scale
+    for k in ("loss", "grad_norm", "step"):
+        np.testing.assert_allclose(done.history[k], full.history[k], rtol=1e-12, atol=0)
+
+
+def test_checkpoints_are_written_during_training_and_at_the_end(rng, tmp_path):
+    tasks = well_conditioned(rng)
+    ckpt = tmp_path / "c.npz"
+    seen = []
+
+    def watch(it, theta, L, g):
+        if ckpt.exists():
+            seen.append(gomaml.FitResult.load(ckpt).n_iter)
+
+    res = gomaml.fit(tasks, inner_lr=0.2, tol=1e-10, max_iter=30, checkpoint=ckpt,
+                     checkpoint_every=1e-9, callback=watch)
+    assert seen and seen == sorted(seen) and seen[0] >= 1
+    final = gomaml.FitResult.load(ckpt)
+    assert final.n_iter == res.n_iter and final.message == res.message
+    assert final.config["tasks_hash"] == tasks.content_hash()
+    assert [p for p in os.listdir(tmp_path) if p != "c.npz"] == []    # no temporary files
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"inner_lr": 0.25}, "inner_lr: saved 0.2, now 0.25"),
+    ({"loss": "pseudo_huber"}, "loss: saved 'squared', now 'pseudo_huber'"),
+    ({"inner_steps": 2}, "inner_steps: saved 1, now 2"),
+    ({"first_order": True}, "first_order: saved False, now True"),
+    ({"batch_size": 4, "seed": 0}, "batch_size: saved None, now 4"),
+    ({"tasks": "other"}, "the tasks differ"),
+])
+def test_resume_refuses_a_different_problem(rng, tmp_path, change, named):
+    tasks = well_conditioned(rng)
+    kw = dict(loss="squared", inner_lr=0.2, max_iter=3)
+    gomaml.fit(tasks, checkpoint=tmp_path / "c.npz", **kw)
+    before = (tmp_path / "c.npz").read_bytes()
+    change = dict(change)
+    if change.pop("tasks", None):
+        tasks = well_conditioned(rng)
+    with pytest.raises(ValueError, match="different problem, not resumed: .*" + re.escape(named)):
+        gomaml.fit(tasks, theta0=tmp_path / "c.npz", checkpoint=tmp_path / "c.npz",
+                   **{**kw, **change})
+    assert (tmp_path / "c.npz").read_bytes() == before          # left untouched
+
+
+def test_resume_past_max_iter_takes_no_step(rng):
+    tasks = well_conditioned(rng)
+    part = gomaml.fit(tasks, inner_lr=0.2, tol=1e-14, max_iter=8)
+    again = gomaml.fit(tasks, theta0=part, inner_lr=0.2, tol=1e-14, max_iter=8)
+    assert again.n_iter == 8 and "8 steps in total" in again.message
+    np.testing.assert_array_equal(again.theta, part.theta)
+
+
+def test_corrupt_fit_result_files_are_value_errors_naming_the_file(rng, tmp_path):
+    res = gomaml.fit(well_conditioned(rng), inner_lr=0.2, max_iter=3)
+    good = tmp_path / "r.npz"
+    res.save(good)
+    data = good.read_bytes()
+    cases = {"truncated.npz": data[:len(data) // 2], "garbage.npz": b"not a zip file",
+             "empty.npz": b""}
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+    np.savez(tmp_path / "keys.npz", theta=np.zeros(3))
+    np.savez(tmp_path / "negative.npz", theta=np.zeros(3), meta=np.array(json.dumps(
+        {"loss": 1.0, "grad_norm": 1.0, "n_iter": -2, "converged": False, "message": "",
+         "wall_time": 0.0})))
+    np.savez(tmp_path / "step.npz", theta=np.zeros(3), meta=np.array(json.dumps(
+        {"loss": 1.0, "grad_norm": 1.0, "n_iter": 2, "converged": False, "message": "",
+         "wall_time": 0.0, "config": {"step": -1.0}})))
+    for name in list(cases) + ["keys.npz", "negative.npz", "step.npz"]:
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / name))):
+            gomaml.FitResult.load(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        gomaml.FitResult.load(tmp_path / "missing.npz")

@@ -2,9 +2,14 @@
 
 All data validation happens here, once; kernel calls check only theta.
 """
+import hashlib
 import numbers
+import os
+import zipfile
 
 import numpy as np
+
+from gomaml._files import atomic_open
 
 _FINITE_CHUNK = 1 << 20  # elements per finiteness check, to bound the temporary
 
@@ -292,6 +297,20 @@ class Tasks:
         """True when every label (support and query) is -1 or +1 (the logistic loss needs it)."""
         return self._labels_pm1
 
+    def content_hash(self):
+        """SHA-256 (hex) of everything that defines the tasks: dtype, layout, rows, labels,
+        weights. Equal for equal tasks however they were built; used to check that a resumed
+        run trains the same problem."""
+        if getattr(self, "_hash", None) is None:
+            h = hashlib.sha256()
+            h.update(f"{self.dtype.str} d={self.d} same={self._same}".encode())
+            arrays = (self._s_ptr, self._Xs, self._ys, self._weights) + (
+                () if self._same else (self._q_ptr, self._Xq, self._yq))
+            for a in arrays:
+                h.update(np.ascontiguousarray(a).data)
+            self._hash = h.hexdigest()
+        return self._hash
+
     def packed(self):
         """(Xs, ys, s_ptr, Xq, yq, q_ptr): read-only views of the packed arrays (in same-data
         mode the query arrays are the support arrays themselves)."""
@@ -320,27 +339,50 @@ class Tasks:
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path):
-        """Write an .npz with keys Xs, ys, s_ptr, Xq, yq, q_ptr, weights, same_data. In
-        same-data mode Xq and yq are stored empty and q_ptr equals s_ptr (no duplicate data)."""
+        """Write an .npz to exactly `path`, atomically, with keys Xs, ys, s_ptr, Xq, yq, q_ptr,
+        weights, same_data. In same-data mode Xq and yq are stored empty and q_ptr equals
+        s_ptr (no duplicate data)."""
         if self._same:
             Xq = np.empty((0, self.d), self.dtype)
             yq = np.empty(0, self.dtype)
         else:
             Xq, yq = self._Xq, self._yq
-        np.savez(path, Xs=self._Xs, ys=self._ys, s_ptr=self._s_ptr, Xq=Xq, yq=yq,
-                 q_ptr=self._q_ptr, weights=self._weights, same_data=np.array(self._same))
+        with atomic_open(path) as f:
+            np.savez(f, Xs=self._Xs, ys=self._ys, s_ptr=self._s_ptr, Xq=Xq, yq=yq,
+                     q_ptr=self._q_ptr, weights=self._weights, same_data=np.array(self._same))
 
     @classmethod
     def load(cls, path):
-        """Tasks written by save()."""
-        with np.load(path, allow_pickle=False) as f:
-            missing = {"Xs", "ys", "s_ptr", "Xq", "yq", "q_ptr", "weights",
-                       "same_data"} - set(f.files)
-            if missing:
-                raise ValueError(f"path: {path} is not a gomaml tasks file "
-                                 f"(missing keys {sorted(missing)})")
-            if bool(f["same_data"]):
-                return cls.from_packed(f["Xs"], f["ys"], f["s_ptr"], None, None, None,
-                                       weights=f["weights"])
-            return cls.from_packed(f["Xs"], f["ys"], f["s_ptr"], f["Xq"], f["yq"], f["q_ptr"],
-                                   weights=f["weights"])
+        """Tasks written by save(). Every key's dtype, shape and range is checked; a file that
+        is not one (corrupt, truncated, wrong keys) is a ValueError naming it."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = set(_SAVED_KEYS) - set(f.files)
+                if missing:
+                    raise ValueError(f"missing keys {sorted(missing)}")
+                a = {k: f[k] for k in _SAVED_KEYS}
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a gomaml tasks file ({exc})") from None
+        same = a["same_data"]
+        if same.dtype != np.bool_ or same.shape != ():
+            raise ValueError(f"{path}: same_data must be a boolean scalar, got dtype "
+                             f"{same.dtype}, shape {same.shape}")
+        for k in ("Xs", "ys", "Xq", "yq", "weights"):
+            if a[k].dtype.kind != "f":
+                raise ValueError(f"{path}: {k} must be a float array, got dtype {a[k].dtype}")
+        try:
+            if bool(same):
+                if a["Xq"].size or a["yq"].size or not np.array_equal(a["q_ptr"], a["s_ptr"]):
+                    raise ValueError("same_data is true but a query set is stored")
+                return cls.from_packed(a["Xs"], a["ys"], a["s_ptr"], None, None, None,
+                                       weights=a["weights"])
+            return cls.from_packed(a["Xs"], a["ys"], a["s_ptr"], a["Xq"], a["yq"], a["q_ptr"],
+                                   weights=a["weights"])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not a valid gomaml tasks file ({exc})") from None
+
+
+_SAVED_KEYS = ("Xs", "ys", "s_ptr", "Xq", "yq", "q_ptr", "weights", "same_data")

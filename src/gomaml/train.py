@@ -10,11 +10,14 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 import time
+import zipfile
 
 import numpy as np
 
 from gomaml import _kernels
+from gomaml._files import atomic_open
 from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
@@ -32,8 +35,17 @@ class DivergenceError(RuntimeError):
         self.result = result
 
 
+#: what must match for fit(..., theta0=result) to continue the same problem
+IDENTITY = ("tasks_hash", "loss", "delta", "inner_lr", "inner_steps", "first_order",
+            "batch_size", "seed", "outer_lr")
+
+
 @dataclasses.dataclass
 class FitResult:
+    """What fit returns: θ, L(θ), ‖∇L(θ)‖, the step count, whether ‖∇L‖ ≤ tol held, a message,
+    the history (arrays iter, loss, grad_norm, step, and val_loss with val_tasks), the wall
+    time, and config: the problem's identity (IDENTITY), the settings and the step state that
+    fit(..., theta0=result) resumes from."""
     theta: np.ndarray
     loss: float
     grad_norm: float
@@ -49,26 +61,65 @@ class FitResult:
         return json_safe({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     def save(self, path):
-        """Write an .npz (θ, history arrays, and the rest as JSON); FitResult.load reads it,
-        and fit(..., theta0=result) resumes training from it."""
+        """Write an .npz to exactly `path`, atomically (θ, the history arrays, the rest as
+        JSON); FitResult.load reads it, and fit(..., theta0=path) resumes from it."""
         meta = json_safe({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                           if f.name not in ("theta", "history")})   # the arrays go as arrays
-        np.savez(path, theta=self.theta, meta=np.array(json.dumps(meta)),
-                 **{f"history_{k}": np.asarray(v) for k, v in self.history.items()})
+        with atomic_open(path) as f:
+            np.savez(f, theta=self.theta, meta=np.array(json.dumps(meta)),
+                     **{f"history_{k}": np.asarray(v) for k, v in self.history.items()})
 
     @classmethod
     def load(cls, path):
-        with np.load(path, allow_pickle=False) as f:
-            if "theta" not in f.files or "meta" not in f.files:
-                raise ValueError(f"path: {path} is not a saved FitResult")
-            meta = json.loads(str(f["meta"]))
-            history = {k[len("history_"):]: f[k].copy() for k in f.files
-                       if k.startswith("history_")}
-            theta = f["theta"].copy()
+        """A FitResult written by save(); ValueError naming the file when it is not one
+        (corrupt, truncated, or with a key of the wrong type, shape or range)."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                files = set(f.files)
+                if not {"theta", "meta"} <= files:
+                    raise ValueError(f"missing keys {sorted({'theta', 'meta'} - files)}")
+                meta = json.loads(str(f["meta"][()]))
+                history = {k[len("history_"):]: f[k].copy() for k in sorted(files)
+                           if k.startswith("history_")}
+                theta = f["theta"].copy()
+            return cls._checked(theta, meta, history)
+        except (OSError, EOFError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: not a readable FitResult file ({exc})") from None
+        except (ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a valid FitResult file ({exc})") from None
+
+    @classmethod
+    def _checked(cls, theta, meta, history):
         num = lambda v: float(v) if isinstance(v, str) else v
-        return cls(theta=theta, loss=num(meta["loss"]), grad_norm=num(meta["grad_norm"]),
-                   n_iter=meta["n_iter"], converged=meta["converged"], message=meta["message"],
-                   history=history, wall_time=meta["wall_time"], config=meta.get("config", {}))
+        if theta.dtype != np.float64 or theta.ndim != 1 or not np.isfinite(theta).all():
+            raise ValueError(f"theta must be a finite float64 vector, got {theta.dtype} "
+                             f"{theta.shape}")
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not a JSON object")
+        n_iter, converged = meta["n_iter"], meta["converged"]
+        if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+            raise ValueError(f"n_iter must be an int >= 0, got {n_iter!r}")
+        if not isinstance(converged, bool):
+            raise ValueError(f"converged must be true or false, got {converged!r}")
+        loss, grad_norm, wall = num(meta["loss"]), num(meta["grad_norm"]), meta["wall_time"]
+        for name, v in (("loss", loss), ("grad_norm", grad_norm), ("wall_time", wall)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{name} must be a number, got {v!r}")
+        config = meta.get("config", {})
+        step = config.get("step") if isinstance(config, dict) else None
+        if not isinstance(config, dict) or (step is not None and not (
+                isinstance(step, (int, float)) and not isinstance(step, bool)
+                and math.isfinite(step) and step > 0)):
+            raise ValueError(f"config.step must be a number > 0, got {step!r}")
+        lengths = {v.shape for v in history.values()}
+        if len(lengths) > 1 or any(v.ndim != 1 for v in history.values()):
+            raise ValueError(f"history columns must be 1-D of one length, got {lengths}")
+        return cls(theta=theta, loss=float(loss), grad_norm=float(grad_norm), n_iter=n_iter,
+                   converged=converged, message=str(meta["message"]), history=history,
+                   wall_time=float(wall), config=config)
 
 
 class _History:
@@ -94,17 +145,22 @@ class _History:
 def _check_positive(name, value, allow_none=True):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-            not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0{' or None' if allow_none else ''}, "
-                         f"got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number{' or None' if allow_none else ''}, "
+                        f"got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0{' or None' if allow_none else ''}"
+                         f", got {value!r}")
     return float(value)
 
 
 def _check_int(name, value, low, allow_none=True):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}, "
+                        f"got {value!r}")
+    if value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return int(value)
 
@@ -160,36 +216,112 @@ def _minibatch_step(problem, theta, mode, batch_size, rng, n_samples=8):
     return 1.0 / lam if lam > 0 else 1.0
 
 
-@single_threaded_blas
-def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False,
-        outer_lr=None, max_iter=10000, tol=1e-6, theta0=None, batch_size=None, seed=None,
-        val_tasks=None, callback=None, progress=False, n_threads=None):
-    """Train θ by gradient descent on L until ‖∇L(θ)‖₂ ≤ tol or max_iter steps.
-
-    theta0: starting θ (default 0), or a FitResult (or the path of a saved one) to resume
-    from: its θ, step size and history carry on. With first_order=True the trainer follows
-    the first-order direction and the stopping test refers to it (the message says so).
-    Returns a FitResult; raises DivergenceError on a non-finite or exploding L.
-    """
+def check_fit_arguments(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
+                        first_order=False, outer_lr=None, max_iter=10000, tol=1e-6,
+                        batch_size=None, seed=None, val_tasks=None, callback=None,
+                        checkpoint=None, checkpoint_every=30.0, n_threads=None):
+    """Validate fit's arguments (TypeError/ValueError naming the argument) without training:
+    the CLI calls it before it writes any file. Returns (problem, checked values)."""
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
-    outer_lr = _check_positive("outer_lr", outer_lr)
-    max_iter = _check_int("max_iter", max_iter, 0, allow_none=False)
-    tol = _check_positive("tol", tol, allow_none=False) if tol != 0 else 0.0
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if batch_size is not None and batch_size > tasks.n_tasks:
-        raise ValueError(f"batch_size must be <= n_tasks = {tasks.n_tasks}, got {batch_size}")
+    if not isinstance(first_order, (bool, np.bool_)):
+        raise TypeError(f"first_order must be True or False, got {first_order!r}")
+    checked = dict(
+        first_order=bool(first_order),
+        outer_lr=_check_positive("outer_lr", outer_lr),
+        max_iter=_check_int("max_iter", max_iter, 0, allow_none=False),
+        tol=_check_positive("tol", tol, allow_none=False) if tol != 0 else 0.0,
+        batch_size=_check_int("batch_size", batch_size, 1),
+        seed=_check_int("seed", seed, 0),
+        checkpoint_every=(_check_positive("checkpoint_every", checkpoint_every,
+                                          allow_none=False) if checkpoint_every != 0 else 0.0),
+    )
+    if checked["batch_size"] is not None and checked["batch_size"] > tasks.n_tasks:
+        raise ValueError(f"batch_size must be <= n_tasks = {tasks.n_tasks}, "
+                         f"got {checked['batch_size']}")
     if val_tasks is not None:
         Problem(val_tasks, loss, inner_lr, inner_steps, n_threads)
         if val_tasks.d != tasks.d:
             raise ValueError(f"val_tasks: d = {val_tasks.d} differs from tasks' d = {tasks.d}")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable or None")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path or None, got {type(checkpoint).__name__}")
+    return problem, checked
+
+
+def problem_identity(problem, checked):
+    """The settings that define the problem being trained (IDENTITY): a resumed fit must
+    match them all."""
+    return dict(tasks_hash=problem.tasks.content_hash(), loss=problem.loss.name,
+                delta=problem.loss.delta, inner_lr=problem.inner_lr,
+                inner_steps=problem.inner_steps, first_order=checked["first_order"],
+                batch_size=checked["batch_size"], seed=checked["seed"],
+                outer_lr=checked["outer_lr"])
+
+
+def identity_mismatch(saved, identity):
+    """None when the saved config continues the problem `identity`, else what differs."""
+    missing = [k for k in IDENTITY if k not in saved]
+    if missing:
+        return (f"it records no problem identity ({', '.join(missing)} missing): start "
+                f"afresh from its θ with theta0=result.theta")
+    diffs = [f"{k}: saved {saved[k]!r}, now {identity[k]!r}" for k in IDENTITY
+             if saved[k] != identity[k]]
+    if diffs and diffs[0].startswith("tasks_hash"):
+        diffs[0] = "the tasks differ (content hash " \
+                   f"{saved['tasks_hash'][:12]}… saved, {identity['tasks_hash'][:12]}… now)"
+    return "; ".join(diffs) or None
+
+
+@dataclasses.dataclass
+class _State:
+    """Everything the next step depends on, at the last step whose L and ‖∇L‖ were recorded:
+    what an interrupt, a divergence or a checkpoint returns, and what a resume restores, so a
+    resumed run takes exactly the steps an uninterrupted one would."""
+    theta: np.ndarray
+    L: float
+    gn: float
+    it: int
+    step: float
+    recent: list
+    rng: dict
+
+
+@single_threaded_blas
+def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False,
+        outer_lr=None, max_iter=10000, tol=1e-6, theta0=None, batch_size=None, seed=None,
+        val_tasks=None, callback=None, progress=False, checkpoint=None,
+        checkpoint_every=30.0, n_threads=None):
+    """Train θ by gradient descent on L until ‖∇L(θ)‖₂ ≤ tol or max_iter steps in total.
+
+    theta0: starting θ (default 0), or a FitResult (or the path of a saved one) to resume
+    from: θ, the step state and the history carry on, max_iter counts the steps of all runs
+    together, and a different problem (tasks, loss, inner_lr, inner_steps, first_order,
+    batch_size, seed, outer_lr) is refused. checkpoint: a path that receives an atomic
+    snapshot (a FitResult) at most every checkpoint_every seconds (0: only at the end) and
+    when training ends, also by Ctrl-C or divergence; resuming from it gives the θ an
+    uninterrupted run reaches. With first_order=True the trainer follows the first-order
+    direction and the stopping test refers to it (the message says so).
+    Returns a FitResult; raises DivergenceError on a non-finite or exploding L.
+    """
+    problem, checked = check_fit_arguments(
+        tasks, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
+        first_order=first_order, outer_lr=outer_lr, max_iter=max_iter, tol=tol,
+        batch_size=batch_size, seed=seed, val_tasks=val_tasks, callback=callback,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, n_threads=n_threads)
+    first_order, outer_lr, max_iter, tol, batch_size, seed, checkpoint_every = (
+        checked[k] for k in ("first_order", "outer_lr", "max_iter", "tol", "batch_size",
+                             "seed", "checkpoint_every"))
+    identity = problem_identity(problem, checked)
 
     previous = None
     if isinstance(theta0, (str, bytes)) or hasattr(theta0, "__fspath__"):
         theta0 = FitResult.load(theta0)
     if isinstance(theta0, FitResult):
         previous = theta0
+        why = identity_mismatch(previous.config, identity)
+        if why:
+            raise ValueError(f"theta0: the saved run is a different problem, not resumed: {why}")
         theta = problem.theta(previous.theta, "theta0")
     elif theta0 is None:
         theta = np.zeros(tasks.d)
@@ -198,25 +330,13 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
 
     mode = _kernels.MODE_FIRST_ORDER if first_order else _kernels.MODE_EXACT
     direction = "first-order MAML direction" if first_order else "exact meta-gradient"
-    config = dict(loss=problem.loss.name, delta=problem.loss.delta, inner_lr=problem.inner_lr,
-                  inner_steps=problem.inner_steps, first_order=bool(first_order),
-                  outer_lr=outer_lr, batch_size=batch_size, seed=seed, tol=tol,
-                  max_iter=max_iter, n_tasks=tasks.n_tasks, d=tasks.d)
+    settings = dict(identity, tol=tol, max_iter=max_iter, n_tasks=tasks.n_tasks, d=tasks.d)
     history = _History(previous.history if previous else None, val_tasks is not None)
-    it0 = previous.n_iter if previous else 0
-    step = outer_lr or (previous.config.get("step") if previous else None)
     rng = np.random.default_rng(seed)
     n = tasks.n_tasks
     check_every = 1 if batch_size is None else max(1, math.ceil(n / batch_size))
-    bar = Progress(max_iter, "fit", enabled=progress)
     t_start = time.perf_counter()
     wall0 = previous.wall_time if previous else 0.0
-
-    def result(th, L, gn, it, converged, message):
-        cfg = dict(config, step=step)
-        return FitResult(theta=th.copy(), loss=L, grad_norm=gn, n_iter=it, converged=converged,
-                         message=message, history=history.arrays(),
-                         wall_time=wall0 + time.perf_counter() - t_start, config=cfg)
 
     def full(th):
         try:
@@ -226,14 +346,29 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
 
     L, g = full(theta)
     if g is None:
-        raise DivergenceError("the meta-loss is not finite at the starting θ: reduce inner_lr "
-                              f"(now {problem.inner_lr:g})", result(theta, math.nan, math.nan,
-                                                                    it0, False, "diverged"))
+        raise DivergenceError(
+            "the meta-loss is not finite at the starting θ: reduce inner_lr "
+            f"(now {problem.inner_lr:g})",
+            FitResult(theta=theta.copy(), loss=math.nan, grad_norm=math.nan,
+                      n_iter=previous.n_iter if previous else 0, converged=False,
+                      message="diverged", history=history.arrays(), wall_time=wall0,
+                      config=settings))
     gn = norm(g)
-    L_ref = max(abs(L), 1.0)
-    if step is None:
-        step = (_minibatch_step(problem, theta, mode, batch_size, np.random.default_rng(seed))
-                if batch_size else 1.0 / max(gn, 1.0))
+    saved = previous.config.get("state") if previous else None
+    if saved:
+        it0, step, L_ref = previous.n_iter, float(previous.config["step"]), saved["L_ref"]
+        recent = collections.deque(saved["recent"], maxlen=10)
+        if saved.get("rng"):
+            rng.bit_generator.state = saved["rng"]
+    else:
+        it0 = previous.n_iter if previous else 0
+        L_ref = max(abs(L), 1.0)
+        recent = collections.deque([L], maxlen=10)   # the non-monotone reference
+        step = outer_lr or (previous.config.get("step") if previous else None)
+        if step is None:
+            step = (_minibatch_step(problem, theta, mode, batch_size,
+                                    np.random.default_rng(seed))
+                    if batch_size else 1.0 / max(gn, 1.0))
     step_name = "outer_lr" if outer_lr else "the automatic step (pass a smaller outer_lr)"
 
     def record(it, L, gn):
@@ -242,15 +377,28 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
             if val_tasks is not None else math.nan
         history.add(iter=it, loss=L, grad_norm=gn, step=step, val_loss=vl)
 
-    good = (theta.copy(), L, gn, it0)        # last recorded θ: what divergence returns
-    recent = collections.deque([L], maxlen=10)   # the non-monotone reference
+    def snapshot(it):
+        return _State(theta.copy(), L, gn, it, step, list(recent),
+                      rng.bit_generator.state if batch_size else None)
+
+    def result(st, converged, message):
+        state = dict(L_ref=L_ref, recent=st.recent, rng=st.rng)
+        return FitResult(theta=st.theta.copy(), loss=st.L, grad_norm=st.gn, n_iter=st.it,
+                         converged=converged, message=message,
+                         history=history.arrays(), wall_time=wall0 + time.perf_counter()
+                         - t_start, config=dict(settings, step=st.step, state=state))
+
     if not previous:
         record(it0, L, gn)
+    good = snapshot(it0)
     it = it0
-    message = f"max_iter reached ({max_iter} steps) without ‖{direction}‖ <= tol"
+    bar = Progress(max(max_iter - it0, 0), "fit", enabled=progress)
+    last_write = time.perf_counter()
+    message = f"max_iter reached ({max_iter} steps in total) without ‖{direction}‖ <= tol"
     converged = gn <= tol
+    final = None
     try:
-        while not converged and it < it0 + max_iter:
+        while not converged and it < max_iter:
             if batch_size is None:
                 # full batch, unless the step is fixed: Barzilai–Borwein step lengths with a
                 # non-monotone Armijo backtracking safeguard (Raydan 1997)
@@ -281,23 +429,36 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
                     L, g = math.inf, None
                 else:
                     theta = theta - step * gb
-                    if (it + 1 - it0) % check_every == 0:
+                    if (it + 1) % check_every == 0:
                         L, g = full(theta)
             it += 1
             if g is None or not math.isfinite(L) or L > _EXPLODE * L_ref:
+                final = result(good, False, "diverged")
                 raise DivergenceError(
                     f"training diverged at step {it} (L = {L:.3g}): reduce {step_name} "
-                    f"(now {step:.3g}) or inner_lr (now {problem.inner_lr:g})",
-                    result(good[0], good[1], good[2], good[3], False, "diverged"))
-            if batch_size is None or (it - it0) % check_every == 0:
+                    f"(now {step:.3g}) or inner_lr (now {problem.inner_lr:g})", final)
+            if batch_size is None or it % check_every == 0:
                 gn = norm(g)
                 record(it, L, gn)
-                good = (theta.copy(), L, gn, it)
+                good = snapshot(it)
                 converged = gn <= tol
                 bar.update(it - it0, f"L={L:.4g} |grad|={gn:.3g}")
+                now = time.perf_counter()
+                if checkpoint is not None and checkpoint_every and \
+                        now - last_write >= checkpoint_every:
+                    result(good, False, "checkpoint").save(checkpoint)
+                    last_write = now
                 if callback is not None and callback(it, theta.copy(), L, gn):
                     message = "stopped by callback"
                     break
+        if it != good.it and message.startswith("max_iter"):
+            # mini-batch steps since the last full check: evaluate where training stopped
+            L, g = full(theta)
+            if g is not None:
+                gn = norm(g)
+                record(it, L, gn)
+                good = snapshot(it)
+                converged = gn <= tol
         if converged:
             message = f"converged: ‖{direction}‖ = {gn:.3g} <= tol = {tol:g}"
     except StopIteration:
@@ -305,10 +466,15 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
     except KeyboardInterrupt:
         message = "interrupted"
         converged = False
-        theta, L, gn, it = good      # the last θ whose L and ‖∇L‖ were evaluated
     finally:
         bar.close()
+        if final is not None and checkpoint is not None:      # diverged: keep the good state
+            final.save(checkpoint)
     if first_order:
         message += " (first-order MAML: the stopping test uses the first-order direction, " \
                    "not the exact ∇L)"
-    return result(theta, L, gn, it, converged, message)
+    # the last recorded state: after an interrupt, the last θ whose L and ‖∇L‖ were evaluated
+    final = result(good, converged, message)
+    if checkpoint is not None:
+        final.save(checkpoint)
+    return final
