@@ -291,3 +291,44 @@ def test_solvers_agree_at_medium_size(loss):
         b = gomaml.optimality_bound(omega, tasks, solver="matrix_free", tol=1e-12, R=R, **kw)
         assert b.bound == pytest.approx(a.bound, rel=1e-6)
         assert_chain(a), assert_chain(b)
+
+
+def test_huge_finite_labels_give_finite_terms_or_an_overflow_error():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4, 5, 3))
+    y = rng.normal(size=(4, 5))
+    for scale in (1e150, 1e153):                 # norms of ~1e150 entries: no overflow
+        tasks = gomaml.Tasks(X, scale * y)
+        rep = gomaml.optimality_bound(np.zeros(3), tasks, inner_lr=0.3)
+        for k, v in rep.to_dict().items():
+            assert not (isinstance(v, str) and v in ("inf", "-inf", "nan")), (scale, k, v)
+        assert rep.gap <= rep.linear_term * (1 + 1e-12) <= rep.bound * (1 + 1e-12)
+        theta, L = gomaml.global_minimizer(tasks, inner_lr=0.3)
+        assert np.isfinite(theta).all() and np.isfinite(L)
+    tasks = gomaml.Tasks(X, 1e154 * y)           # L(0) itself exceeds the float range
+    try:                                        # the minimum itself may still be finite
+        theta, L = gomaml.global_minimizer(tasks, inner_lr=0.3)
+        assert np.isfinite(theta).all() and np.isfinite(L)
+    except gomaml.NumericalOverflowError:
+        pass
+    for call in (lambda: gomaml.optimality_bound(np.zeros(3), tasks, inner_lr=0.3),
+                 lambda: gomaml.corollary1_bound(np.zeros(3), gomaml.Tasks(
+                     np.repeat(X[:1], 4, 0), 1e154 * y), inner_lr=0.3)):
+        with pytest.raises(gomaml.NumericalOverflowError):
+            call()
+
+
+def test_mixture_derivative_overflow_is_an_error():
+    rng = np.random.default_rng(6)
+    tasks = gomaml.Tasks(rng.normal(size=(3, 4, 2)), 1e10 * rng.normal(size=(3, 4)),
+                         weights=[1e-300, 1.0, 1.0])
+    assert np.isfinite(gomaml.functional_derivative(np.zeros(2), tasks, inner_lr=0.1)).all()
+    with pytest.raises(gomaml.NumericalOverflowError, match="mixture"):
+        gomaml.functional_derivative(np.zeros(2), tasks, inner_lr=0.1, measure="mixture")
+
+
+def test_weights_that_normalise_to_zero_are_rejected():
+    X, y = np.ones((3, 2, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match="weights: weight 0 .* is 0 once the weights are "
+                                         "normalised"):
+        gomaml.Tasks(X, y, weights=[1e-300, 1e300, 1.0])

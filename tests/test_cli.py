@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+# no test compares rows that a time budget could cut: the budget is out of reach here
+NO_BUDGET = ["--time-budget", "1e9"]
 TINY = ["--n-tasks", "4", "--n-test-tasks", "2", "--k-support", "3", "--k-query", "3",
-        "--max-iter", "60", "--quiet"]
+        "--max-iter", "60", "--quiet", *NO_BUDGET]
 TIMING = {"seconds", "train_seconds", "bound_seconds"}
 
 
@@ -89,7 +91,8 @@ def test_interrupted_study_resumes_to_the_same_rows(tmp_path, sig):
     ds = "4,8,16,32,64,128,256,512"
     # heavy enough rows (~0.5 s each) that the signal lands mid-study
     args = ["study", "--d", ds, "--n-tasks", "10", "--n-test-tasks", "2", "--k-support", "5",
-            "--k-query", "5", "--max-iter", "6000", "--tol", "1e-15", "--quiet", "--no-plot"]
+            "--k-query", "5", "--max-iter", "6000", "--tol", "1e-15", "--quiet", "--no-plot",
+            *NO_BUDGET]
     ref_out, out = str(tmp_path / "ref"), str(tmp_path / "run")
     gomaml(*args, "--out", ref_out, check=0)
     code, _, stderr = _run_until_rows(args + ["--out", out], 2, out, sig)
@@ -145,8 +148,8 @@ def test_train_then_bound(tmp_path):
     run2 = tmp_path / "run2"
     gomaml("train", "--tasks", str(run / "tasks.npz"), "--out", str(run2), "--max-iter", "5",
            "--quiet", check=0)
-    gomaml("train", "--tasks", str(run / "tasks.npz"), "--out", str(run2), "--max-iter", "5",
-           "--resume", "--quiet", check=0)
+    gomaml("train", "--tasks", str(run / "tasks.npz"), "--out", str(run2), "--max-iter", "10",
+           "--resume", "--quiet", check=0)            # --max-iter is the total
     assert json.loads((run2 / "run.json").read_text())["result"]["n_iter"] == 10
 
 
@@ -199,7 +202,7 @@ def test_train_checkpoints_survive_a_kill_and_resume(tmp_path):
     saved = FitResult.load(ckpt)
     assert saved.message == "checkpoint" and saved.n_iter > 0
     assert len(saved.history["loss"]) == len(saved.history["iter"])
-    gomaml(*args, "--max-iter", "7", "--resume", check=0)
+    gomaml(*args, "--max-iter", str(saved.n_iter + 7), "--resume", check=0)
     done = FitResult.load(ckpt)
     assert done.n_iter == saved.n_iter + 7
     lengths = {len(v) for v in done.history.values()}

@@ -84,19 +84,39 @@ def cmd_study(args):
 
 
 # ---- train / bound ---------------------------------------------------------------------
-def _tasks_from_args(args):
+#: the settings of `gomaml train` that define the problem and its stopping rule; a flag left
+#: out takes the run's saved value with --resume, else this default
+TRAIN_DEFAULTS = dict(loss=None, inner_lr=0.3, inner_steps=1, first_order=False,
+                      outer_lr=None, batch_size=None, max_iter=2000, tol=1e-8, seed=0)
+RUN_FILES = ("run.json", "result.npz", "theta.npy", "tasks.npz")
+_FAMILY_FLAGS = ("family", "n_tasks", "k_support", "k_query", "features", "bandwidth", "d")
+
+
+def _load_input(what, loader, path):
+    """loader(path), with a missing or unreadable file as a usage error (exit 2)."""
+    try:
+        return loader(path)
+    except FileNotFoundError:
+        raise UsageError(f"{what}: no such file {path}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{what}: cannot read {path}: {exc}") from None
+
+
+def _tasks_from_args(args, seed):
+    """(Tasks, source description) from --tasks or the family flags, or None when neither
+    was given."""
     from gomaml.features import make_feature_map
     from gomaml.study import ConfigError, make_data, validate_config
     from gomaml.tasks import Tasks
     if args.tasks:
-        if not os.path.exists(args.tasks):
-            raise UsageError(f"--tasks: no such file {args.tasks}")
-        return Tasks.load(args.tasks), {"tasks_file": os.path.abspath(args.tasks)}
+        tasks = _load_input("--tasks", Tasks.load, args.tasks)
+        return tasks, {"tasks_file": os.path.abspath(args.tasks)}
     cfg = {k: v for k, v in (("family", args.family), ("n_tasks", args.n_tasks),
                              ("k_support", args.k_support), ("k_query", args.k_query),
                              ("features", args.features), ("bandwidth", args.bandwidth),
-                             ("data_seed", args.seed), ("loss", args.loss))
+                             ("data_seed", seed), ("loss", args.loss))
            if v is not None}
+    cfg.setdefault("family", "sinusoid")
     cfg["d"] = [args.d if args.d is not None else 64]
     try:
         cfg = validate_config(cfg)
@@ -110,71 +130,106 @@ def _tasks_from_args(args):
                                                      "feature_seed", "d")}
 
 
-class _Checkpointer:
-    """fit callback: every `every` seconds, write the run so far to `path` (atomically) as a
-    FitResult that `--resume` continues from, so a kill loses at most that much work."""
+def _saved_run(folder):
+    """(run.json's dict, the saved Tasks) of an existing run folder; usage errors when
+    either cannot be read."""
+    from gomaml.tasks import Tasks
 
-    def __init__(self, path, previous, every, config):
-        from gomaml.train import FitResult
-        self.path, self.every, self.config = path, every, config
-        self.previous = FitResult.load(previous) if previous else None
-        self.rows = {"iter": [], "loss": [], "grad_norm": []}
-        self.last = time.perf_counter()
-        self.t0 = self.last
+    def read_json(path):
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+        if not isinstance(run, dict) or not isinstance(run.get("config"), dict):
+            raise ValueError("no 'config' object")
+        return run
+    run = _load_input("--resume", read_json, os.path.join(folder, "run.json"))
+    tasks = _load_input("--resume", Tasks.load, os.path.join(folder, "tasks.npz"))
+    return run, tasks
 
-    def __call__(self, it, theta, loss, grad_norm):
-        for key, value in zip(self.rows, (it, loss, grad_norm)):
-            self.rows[key].append(value)
-        now = time.perf_counter()
-        if self.every and now - self.last >= self.every:
-            self.last = now
-            self.save(it, theta, loss, grad_norm, now - self.t0)
-        return False
 
-    def save(self, it, theta, loss, grad_norm, seconds):
-        import numpy as np
-        from gomaml.train import FitResult
-        prev = self.previous
-        history = {k: np.asarray(([] if prev is None else list(prev.history.get(k, [])))
-                                 + v) for k, v in self.rows.items()}
-        step = prev.config.get("step") if prev else None
-        res = FitResult(theta=theta, loss=loss, grad_norm=grad_norm, n_iter=it,
-                        converged=False, message="checkpoint", history=history,
-                        wall_time=(prev.wall_time if prev else 0.0) + seconds,
-                        config=dict(self.config, step=step))
-        tmp = self.path + ".tmp.npz"
-        res.save(tmp)
-        os.replace(tmp, self.path)
+def _write_run_json(folder, run):
+    from gomaml._files import atomic_write
+    atomic_write(os.path.join(folder, "run.json"), json.dumps(run, indent=2, sort_keys=True))
 
 
 def cmd_train(args):
     import numpy as np
+    from gomaml._files import atomic_open
     from gomaml.study import provenance
-    from gomaml.train import fit
-    tasks, source = _tasks_from_args(args)
-    loss = args.loss or ("logistic" if args.family == "logistic" else "squared")
-    os.makedirs(args.out, exist_ok=True)
-    tasks.save(os.path.join(args.out, "tasks.npz"))
-    resume = os.path.join(args.out, "result.npz")
-    theta0 = resume if (args.resume and os.path.exists(resume)) else None
-    config = dict(loss=loss, inner_lr=args.inner_lr, inner_steps=args.inner_steps,
-                  first_order=args.first_order, outer_lr=args.outer_lr, max_iter=args.max_iter,
-                  tol=args.tol, batch_size=args.batch_size, seed=args.seed)
-    checkpoint = _Checkpointer(resume, theta0, args.checkpoint_every, config)
+    from gomaml.train import (DivergenceError, FitResult, check_fit_arguments,
+                              identity_mismatch, problem_identity, fit)
+    folder = args.out
+    existing = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite: choose one")
+    if existing and not (args.resume or args.overwrite):
+        raise UsageError(f"--out: {folder} already holds a run ({', '.join(existing)}); "
+                         f"--resume continues it, --overwrite replaces it")
+    resuming = args.resume and bool(existing)
+    saved_run, saved_tasks = _saved_run(folder) if resuming else (None, None)
+    base = saved_run["config"] if resuming else TRAIN_DEFAULTS
+    config = {k: getattr(args, k) if getattr(args, k) is not None else base.get(k, v)
+              for k, v in TRAIN_DEFAULTS.items()}
+    given = args.tasks or any(getattr(args, k) is not None for k in _FAMILY_FLAGS)
+    if resuming and not given:
+        tasks, source = saved_tasks, saved_run.get("source", {})
+    else:
+        tasks, source = _tasks_from_args(args, config["seed"])
+        if resuming and tasks.content_hash() != saved_tasks.content_hash():
+            raise UsageError(f"--resume: these tasks differ from the run's saved tasks.npz "
+                             f"(content hash {tasks.content_hash()[:12]}… vs "
+                             f"{saved_tasks.content_hash()[:12]}…); not resumed, {folder} is "
+                             f"unchanged")
+    if config["loss"] is None:
+        config["loss"] = "logistic" if source.get("family") == "logistic" else "squared"
+    fit_kw = {k: v for k, v in config.items() if k != "seed"}
+    fit_kw["seed"] = config["seed"] if config["batch_size"] else None
+    result_path = os.path.join(folder, "result.npz")
     try:
-        res = fit(tasks, theta0=theta0, progress=not args.quiet, callback=checkpoint,
-                  **config)
-    except ValueError as exc:
+        problem, checked = check_fit_arguments(tasks, checkpoint=result_path,
+                                               checkpoint_every=args.checkpoint_every, **fit_kw)
+        previous = None
+        if resuming and os.path.exists(result_path):
+            previous = _load_input("--resume", FitResult.load, result_path)
+            why = identity_mismatch(previous.config, problem_identity(problem, checked))
+            if why:
+                raise UsageError(f"--resume: the run in {folder} is a different problem, not "
+                                 f"resumed ({why}); it is unchanged")
+    except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    res.save(resume)
-    np.save(os.path.join(args.out, "theta.npy"), res.theta)
+
+    # everything is checked: only now is anything written
+    os.makedirs(folder, exist_ok=True)
+    if args.overwrite:
+        for f in existing:
+            os.remove(os.path.join(folder, f))
+    if not resuming:
+        tasks.save(os.path.join(folder, "tasks.npz"))
     run = {"config": config, "source": source, "provenance": provenance(),
-           "result": {k: v for k, v in res.to_dict().items() if k not in ("theta", "history")}}
-    with open(os.path.join(args.out, "run.json"), "w") as f:
-        json.dump(run, f, indent=2, sort_keys=True)
+           "status": "running"}
+    _write_run_json(folder, run)
+    try:
+        res = fit(tasks, theta0=previous, progress=not args.quiet, checkpoint=result_path,
+                  checkpoint_every=args.checkpoint_every, **fit_kw)
+    except DivergenceError as exc:          # fit saved the last good state as result.npz
+        run.update(status="diverged", result=_summary(exc.result))
+        _write_run_json(folder, run)
+        raise
+    with atomic_open(os.path.join(folder, "theta.npy")) as f:
+        np.save(f, res.theta)
+    run.update(status="interrupted" if res.message == "interrupted" else "finished",
+               result=_summary(res))
+    _write_run_json(folder, run)
     print(f"{res.message}\nL = {res.loss:.6e}, ‖∇L‖ = {res.grad_norm:.3e}, "
-          f"{res.n_iter} iterations, {res.wall_time:.1f} s\nrun folder: {args.out}")
+          f"{res.n_iter} iterations, {res.wall_time:.1f} s\nrun folder: {folder}")
+    if res.message == "interrupted":
+        print(f"gomaml: interrupted; the run is saved: 'gomaml train --out {folder} --resume' "
+              f"continues it", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _summary(res):
+    return {k: v for k, v in res.to_dict().items() if k not in ("theta", "history")}
 
 
 def cmd_bound(args):
@@ -186,17 +241,19 @@ def cmd_bound(args):
     if not os.path.exists(run_json):
         raise UsageError(f"{args.run} is not a run folder (no run.json); make one with "
                          f"'gomaml train --out {args.run}'")
-    with open(run_json) as f:
-        cfg = json.load(f)["config"]
-    tasks = Tasks.load(os.path.join(args.run, "tasks.npz"))
-    res = FitResult.load(os.path.join(args.run, "result.npz"))
-    comparator = np.load(args.comparator) if args.comparator else None
+    cfg = _saved_run(args.run)[0]["config"]
+    tasks = _load_input("run", Tasks.load, os.path.join(args.run, "tasks.npz"))
+    res = _load_input("run", FitResult.load, os.path.join(args.run, "result.npz"))
+    comparator = None
+    if args.comparator:
+        comparator = _load_input("--comparator", lambda p: np.load(p, allow_pickle=False),
+                                 args.comparator)
     R = "auto" if args.R is None else args.R
     try:
         rep = optimality_bound(res.theta, tasks, loss=cfg["loss"], inner_lr=cfg["inner_lr"],
                                inner_steps=cfg["inner_steps"], comparator=comparator, R=R,
                                solver=args.solver)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     print(json.dumps(rep.to_dict(), indent=2) if args.json else rep)
     return 0
@@ -262,32 +319,48 @@ def build_parser():
                        help=f"{helptext} (default {DEFAULT_CONFIG[key]})")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("train", help="train θ; writes a run folder (tasks, θ, history, run.json)")
+    p = sub.add_parser(
+        "train", help="train θ; writes a run folder (tasks, θ, history, run.json)",
+        description="Train θ by gradient descent on the MAML objective and write a run folder: "
+                    "tasks.npz, result.npz (a FitResult, also the checkpoint), theta.npy and "
+                    "run.json. Every file is written atomically. An existing run folder is "
+                    "refused unless --resume (continue it: flags left out take the run's "
+                    "saved values; a different problem is refused and the run left as it "
+                    "was) or --overwrite. --max-iter counts the steps of all runs together. "
+                    "Ctrl-C saves the run and exits 130.")
     src = p.add_argument_group("tasks (a saved file, or a synthetic family)")
     src.add_argument("--tasks", help="a .npz written by Tasks.save")
-    src.add_argument("--family", default="sinusoid", help="sinusoid, linear, logistic")
-    src.add_argument("--n-tasks", type=int)
-    src.add_argument("--k-support", type=int)
-    src.add_argument("--k-query", type=int)
+    src.add_argument("--family", help="sinusoid (default), linear, logistic")
+    src.add_argument("--n-tasks", type=int, help="tasks of the family")
+    src.add_argument("--k-support", type=int, help="support points per task")
+    src.add_argument("--k-query", type=int, help="query points per task")
     src.add_argument("--features", help="identity, rff, relu, legendre (default rff)")
-    src.add_argument("--bandwidth", type=float)
+    src.add_argument("--bandwidth", type=float, help="RBF bandwidth of rff features")
     src.add_argument("--d", type=int, help="feature dimension (default 64)")
-    p.add_argument("--loss", help="squared (default), logistic, pseudo_huber")
-    p.add_argument("--inner-lr", type=float, default=0.3)
-    p.add_argument("--inner-steps", type=int, default=1)
-    p.add_argument("--first-order", action="store_true")
+    d = TRAIN_DEFAULTS
+    p.add_argument("--loss", help="squared (default; logistic with the logistic family), "
+                                  "logistic, pseudo_huber")
+    p.add_argument("--inner-lr", type=float, help=f"inner step size η (default {d['inner_lr']})")
+    p.add_argument("--inner-steps", type=int,
+                   help=f"inner steps T (default {d['inner_steps']})")
+    p.add_argument("--first-order", action="store_const", const=True,
+                   help="first-order MAML (J_i = I)")
     p.add_argument("--outer-lr", type=float, help="fixed outer step (default: automatic)")
     p.add_argument("--batch-size", type=int, help="tasks per step (MAML's Algorithm 1)")
-    p.add_argument("--max-iter", type=int, default=2000)
-    p.add_argument("--tol", type=float, default=1e-8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-iter", type=int,
+                   help=f"steps in total, over all resumed runs (default {d['max_iter']})")
+    p.add_argument("--tol", type=float, help=f"stop at ‖∇L‖ <= tol (default {d['tol']})")
+    p.add_argument("--seed", type=int,
+                   help=f"data seed of the family, and the batch sampler's (default {d['seed']})")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the run folder's result.npz if it exists")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out (checks it is the same problem)")
+    run.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                    help="write result.npz this often during training, so a kill loses at "
                         "most this much work (0: only at the end; default 30)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bound", help="print Theorem 1's report for a run folder")

@@ -82,8 +82,8 @@ class Problem:
     def overflow(self, what):
         return NumericalOverflowError(
             f"{what} is not finite (inf or NaN) although the inputs are: the inner loop or the "
-            f"loss overflowed. Reduce inner_lr (now {self.inner_lr:g}) or the scale of theta "
-            f"and the features.")
+            f"loss overflowed. Reduce inner_lr (now {self.inner_lr:g}) or the scale of theta, "
+            f"the features or the labels.")
 
 
 def aligned_scratch(rows, cols):

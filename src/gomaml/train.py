@@ -348,7 +348,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
     if g is None:
         raise DivergenceError(
             "the meta-loss is not finite at the starting θ: reduce inner_lr "
-            f"(now {problem.inner_lr:g})",
+            f"(now {problem.inner_lr:g}) or the scale of θ0, the features or the labels",
             FitResult(theta=theta.copy(), loss=math.nan, grad_norm=math.nan,
                       n_iter=previous.n_iter if previous else 0, converged=False,
                       message="diverged", history=history.arrays(), wall_time=wall0,

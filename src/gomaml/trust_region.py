@@ -65,9 +65,12 @@ def minimize_bound(core_residual, free_norm, eps, w_norm):
         return 0.0
     if eps == 0:
         return free_norm
-    f = lambda R: R * eps + w_norm * core_residual(R)
     if free_norm <= 0:
         return 0.0
+    # the same argmin, on a scale where the minimiser's parabola steps cannot overflow
+    # (the bound itself may be ~1e306 for huge labels)
+    scale = free_norm * eps + w_norm * core_residual(0.0)
+    f = lambda R: (R * eps) / scale + (w_norm / scale) * core_residual(R)
     res = optimize.minimize_scalar(f, bounds=(0.0, free_norm), method="bounded",
                                    options={"xatol": 1e-10 * free_norm})
     candidates = [0.0, free_norm, float(res.x)]
