@@ -390,7 +390,8 @@ def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_s
     _, _, _, Xq, yq, q_ptr = _packed64(tasks)
     l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
     if measure == "mixture":
-        l1 = l1 / np.repeat(tasks.weights, tasks.query_sizes)
+        with np.errstate(over="ignore"):             # checked just below
+            l1 = l1 / np.repeat(tasks.weights, tasks.query_sizes)
     if not np.isfinite(l1).all():
         raise NumericalOverflowError(
             f"the functional derivative (measure={measure!r}) overflowed although the inputs "

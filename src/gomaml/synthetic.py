@@ -30,6 +30,11 @@ class SyntheticTasks:
             (lambda X: feature_map.transform(X, dtype=dtype))
         n, ks, p = self.Xs.shape
         kq = self.Xq.shape[1]
+        if feature_map is not None:
+            from gomaml._memory import check_fits
+            check_fits(f"the feature matrices of {n} tasks × {ks + kq} points at "
+                       f"d = {feature_map.n_features}",
+                       n * (ks + kq) * feature_map.n_features * np.dtype(dtype).itemsize)
         Fs = f(self.Xs.reshape(n * ks, p)).reshape(n, ks, -1)
         Fq = f(self.Xq.reshape(n * kq, p)).reshape(n, kq, -1)
         return Tasks(Fs, self.ys.astype(dtype), Fq, self.yq.astype(dtype), dtype=dtype)

@@ -9,6 +9,8 @@ Two solvers share one small-problem core:
 import numpy as np
 from scipy import optimize
 
+from gomaml._memory import check_fits
+
 
 class SVDCore:
     """min_{‖y‖≤R} ‖B y − f‖ for a small dense B, for any R, from one SVD of B."""
@@ -109,6 +111,8 @@ class GolubKahanSolver:
         self.matvec, self.rmatvec, self.c = matvec, rmatvec, c
         beta1 = float(np.linalg.norm(c))
         kmax = max(0, min(max_iter, d, c.shape[0]))
+        check_fits(f"the Krylov bases of the matrix-free solver ({kmax} × ({c.shape[0]} + {d}))",
+                   8 * (kmax + 1) * (c.shape[0] + d))
         U = np.zeros((kmax + 1, c.shape[0]))
         V = np.zeros((kmax, d))
         alphas, betas, history = [], [], []
