@@ -148,3 +148,10 @@ def test_bad_offsets(s_ptr, match):
 def test_packed_query_task_count_mismatch():
     with pytest.raises(ValueError, match="q_ptr describes 1 tasks"):
         gomaml.Tasks.from_packed(_X(3, 2), _X(3), [0, 1, 3], _X(2, 2), _X(2), [0, 2])
+
+
+def test_float32_overflow_is_named_not_called_nan():
+    X = np.full((2, 3, 2), 1e39)
+    with pytest.raises(ValueError, match=r"Xs: contains NaN or inf or a value beyond the "
+                                         r"float32 range .*use dtype=float64"):
+        gomaml.Tasks(X, np.ones((2, 3)), dtype=np.float32)

@@ -128,6 +128,12 @@ def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_th
     M, t = stacked_system(tasks, problem.inner_lr, problem.inner_steps, problem.n_threads)
     if not (np.isfinite(M).all() and np.isfinite(t).all()):
         raise problem.overflow("the stacked system of the minimiser")
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflowing Gram: SVD route
+        return _solve(M, t)
+
+
+def _solve(M, t):
+    """θ* and L(θ*) of the stacked system (the routes of global_minimizer)."""
     N, d = M.shape
     theta, route, cond, rank = None, None, np.inf, min(N, d)
     if d >= N:                                          # θ* = Mᵀα, (M Mᵀ) α = t

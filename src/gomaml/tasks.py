@@ -47,7 +47,9 @@ def _check_finite(name, a):
         if not np.isfinite(block).all():
             bad = start + int(np.flatnonzero(~np.isfinite(block))[0])
             where = np.unravel_index(bad, a.shape) if a.ndim > 1 else (bad,)
-            raise ValueError(f"{name}: contains NaN or inf (first at index "
+            beyond = " or a value beyond the float32 range (±3.4e38; use dtype=float64)" \
+                if a.dtype == np.float32 else ""
+            raise ValueError(f"{name}: contains NaN or inf{beyond} (first at index "
                              f"{tuple(int(i) for i in where)})")
 
 
@@ -106,9 +108,10 @@ def _finish(xname, yname, X, y, dt):
             if a.shape[0] == 0:
                 raise ValueError(f"{xname}[{i}]: task {i} has no rows (empty task)")
         sizes = np.array([a.shape[0] for a in X], dtype=np.int64)
-        rows = np.concatenate([np.asarray(a, dtype=dt) for a in X], axis=0) if d else \
-            np.empty((int(sizes.sum()), 0), dt)
-        labels = np.concatenate([np.asarray(b, dtype=dt) for b in y])
+        with np.errstate(over="ignore"):     # a float32 overflow is reported just below
+            rows = np.concatenate([np.asarray(a, dtype=dt) for a in X], axis=0) if d else \
+                np.empty((int(sizes.sum()), 0), dt)
+            labels = np.concatenate([np.asarray(b, dtype=dt) for b in y])
     else:
         n, k, d = X.shape
         if y.shape != (n, k):
@@ -119,8 +122,9 @@ def _finish(xname, yname, X, y, dt):
         if k == 0:
             raise ValueError(f"{xname}: the tasks have no rows (k = 0, empty tasks)")
         sizes = np.full(n, k, dtype=np.int64)
-        rows = np.ascontiguousarray(X, dtype=dt).reshape(n * k, d)   # a view when possible
-        labels = np.ascontiguousarray(y, dtype=dt).reshape(n * k)
+        with np.errstate(over="ignore"):     # a float32 overflow is reported just below
+            rows = np.ascontiguousarray(X, dtype=dt).reshape(n * k, d)   # a view if possible
+            labels = np.ascontiguousarray(y, dtype=dt).reshape(n * k)
     if rows.shape[1] == 0:
         raise ValueError(f"{xname}: feature dimension d = 0")
     ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
@@ -211,8 +215,9 @@ class Tasks:
                 i = int(np.flatnonzero(steps <= 0)[0])
                 raise ValueError(f"{pname}: task {i} has {steps[i]} rows (empty task or "
                                  f"decreasing offsets)")
-            rows = np.ascontiguousarray(X, dtype=dt)
-            labels = np.ascontiguousarray(y, dtype=dt)
+            with np.errstate(over="ignore"):     # a float32 overflow is reported below
+                rows = np.ascontiguousarray(X, dtype=dt)
+                labels = np.ascontiguousarray(y, dtype=dt)
             _check_finite(xname, rows)
             _check_finite(yname, labels)
             return rows, labels, p
