@@ -109,7 +109,7 @@ def test_bad_input_files_are_one_line_with_exit_2(tmp_path):
     one_line(gomaml("train", "--out", str(tmp_path / "r3"), "--tasks", str(tmp_path / "no.npz"),
                     "--quiet"), 2, "--tasks: no such file")
     (run / "result.npz").write_bytes(b"PK\x03\x04truncated")
-    one_line(gomaml("bound", str(run)), 2, "not a valid FitResult file")
+    one_line(gomaml("bound", str(run)), 2, "not a FitResult file")
 
 
 def test_numerical_overflow_exits_1(tmp_path):

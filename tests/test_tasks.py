@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,46 @@ def test_float32_overflow_is_named_not_called_nan():
     with pytest.raises(ValueError, match=r"Xs: contains NaN or inf or a value beyond the "
                                          r"float32 range .*use dtype=float64"):
         gomaml.Tasks(X, np.ones((2, 3)), dtype=np.float32)
+
+
+def test_load_checks_every_key_and_names_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    t = gomaml.Tasks(rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 4)),
+                     rng.normal(size=(3, 2, 2)), rng.normal(size=(3, 2)))
+    good = tmp_path / "t.npz"
+    t.save(good)
+    keys = dict(np.load(good))
+    assert gomaml.Tasks.load(good).content_hash() == t.content_hash()
+
+    def variant(name, **changes):
+        np.savez(tmp_path / name, **{**keys, **changes})
+        return tmp_path / name
+
+    cases = {
+        variant("same_no.npz", same_data=np.array("no")): "same_data must be a boolean",
+        variant("same_true.npz", same_data=np.array(True)): "a query set is stored",
+        variant("int_rows.npz", Xs=keys["Xs"].astype(np.int64)): "Xs must be a float array",
+        variant("bad_ptr.npz", s_ptr=np.array([0, 5, 4, 12])): "s_ptr",
+        variant("neg_w.npz", weights=-keys["weights"]): "weights",
+        variant("short_w.npz", weights=keys["weights"][:2]): "weights",
+        variant("objects.npz", Xs=np.array([{"a": 1}], dtype=object)): "Python objects",
+    }
+    np.savez(tmp_path / "missing.npz", Xs=keys["Xs"])
+    cases[tmp_path / "missing.npz"] = "missing keys"
+    data = good.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(data[:len(data) // 2])
+    cases[tmp_path / "trunc.npz"] = "not a gomaml tasks file"
+    for path, text in cases.items():
+        with pytest.raises(ValueError) as exc:
+            gomaml.Tasks.load(path)
+        assert str(path) in str(exc.value) and text in str(exc.value), (path, exc.value)
+        assert "allow_pickle" not in str(exc.value)
+    with pytest.raises(FileNotFoundError):
+        gomaml.Tasks.load(tmp_path / "none.npz")
+
+
+def test_save_is_atomic_and_exact_path(tmp_path):
+    t = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    t.save(tmp_path / "tasks")                    # no ".npz" appended
+    assert os.listdir(tmp_path) == ["tasks"]
+    assert gomaml.Tasks.load(tmp_path / "tasks").n_tasks == 2

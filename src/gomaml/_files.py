@@ -34,3 +34,27 @@ def atomic_write(path, data):
     """Write bytes or text to path atomically."""
     with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as f:
         f.write(data)
+
+
+def read_npz(path, what, required):
+    """{key: array} of an .npz written by gomaml, every array read into memory. A missing
+    file is FileNotFoundError; anything else that is not a readable .npz with the `required`
+    keys (truncated, not a zip, Python objects inside) is one ValueError naming the file."""
+    import zipfile
+
+    import numpy as np
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = sorted(set(required) - set(f.files))
+            if missing:
+                raise ValueError(f"missing keys {missing}")
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:
+        reason = ("it holds Python objects, which gomaml never writes"
+                  if "allow_pickle" in str(exc) else str(exc))
+        raise ValueError(f"{path}: not a {what} file ({reason})") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a {what} file ({exc})") from None

@@ -5,11 +5,10 @@ All data validation happens here, once; kernel calls check only theta.
 import hashlib
 import numbers
 import os
-import zipfile
 
 import numpy as np
 
-from gomaml._files import atomic_open
+from gomaml._files import atomic_open, read_npz
 
 _FINITE_CHUNK = 1 << 20  # elements per finiteness check, to bound the temporary
 
@@ -361,16 +360,7 @@ class Tasks:
         """Tasks written by save(). Every key's dtype, shape and range is checked; a file that
         is not one (corrupt, truncated, wrong keys) is a ValueError naming it."""
         path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                missing = set(_SAVED_KEYS) - set(f.files)
-                if missing:
-                    raise ValueError(f"missing keys {sorted(missing)}")
-                a = {k: f[k] for k in _SAVED_KEYS}
-        except FileNotFoundError:
-            raise
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a gomaml tasks file ({exc})") from None
+        a = read_npz(path, "gomaml tasks", _SAVED_KEYS)
         same = a["same_data"]
         if same.dtype != np.bool_ or same.shape != ():
             raise ValueError(f"{path}: same_data must be a boolean scalar, got dtype "
@@ -387,7 +377,7 @@ class Tasks:
             return cls.from_packed(a["Xs"], a["ys"], a["s_ptr"], a["Xq"], a["yq"], a["q_ptr"],
                                    weights=a["weights"])
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: not a valid gomaml tasks file ({exc})") from None
+            raise ValueError(f"{path}: not a gomaml tasks file ({exc})") from None
 
 
 _SAVED_KEYS = ("Xs", "ys", "s_ptr", "Xq", "yq", "q_ptr", "weights", "same_data")

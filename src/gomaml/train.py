@@ -12,12 +12,11 @@ import math
 import numbers
 import os
 import time
-import zipfile
 
 import numpy as np
 
 from gomaml import _kernels
-from gomaml._files import atomic_open
+from gomaml._files import atomic_open, read_npz
 from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
@@ -74,22 +73,14 @@ class FitResult:
         """A FitResult written by save(); ValueError naming the file when it is not one
         (corrupt, truncated, or with a key of the wrong type, shape or range)."""
         path = os.fspath(path)
+        f = read_npz(path, "FitResult", ("theta", "meta"))
         try:
-            with np.load(path, allow_pickle=False) as f:
-                files = set(f.files)
-                if not {"theta", "meta"} <= files:
-                    raise ValueError(f"missing keys {sorted({'theta', 'meta'} - files)}")
-                meta = json.loads(str(f["meta"][()]))
-                history = {k[len("history_"):]: f[k].copy() for k in sorted(files)
-                           if k.startswith("history_")}
-                theta = f["theta"].copy()
-            return cls._checked(theta, meta, history)
-        except (OSError, EOFError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable FitResult file ({exc})") from None
-        except (ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a valid FitResult file ({exc})") from None
+            meta = json.loads(str(f["meta"][()]))
+            history = {k[len("history_"):]: v for k, v in sorted(f.items())
+                       if k.startswith("history_")}
+            return cls._checked(f["theta"], meta, history)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a FitResult file ({exc})") from None
 
     @classmethod
     def _checked(cls, theta, meta, history):
