@@ -40,6 +40,9 @@ class BoundReport:
     inner_steps: int
     L_omega: float = math.nan
     L_comparator: float = math.nan
+    repr_floor: float = math.nan  # repr(∞) = min_v ‖A v − c‖: the part of c outside A's range
+    R0: float = math.nan          # ‖A⁺c‖: the smallest radius reaching the floor
+    bound_R0: float = math.nan    # R0·eps + w_norm·repr_floor
     w_norm_tight: float = None   # Corollary 1 only: ‖W‖_ρ ≤ w_norm = 2R̄
 
     def __post_init__(self):
@@ -68,6 +71,9 @@ class BoundReport:
             rows.append(("‖W‖_ρ (tighter)", self.w_norm_tight))
         rows += [
             ("repr error", self.repr_error),
+            ("repr floor  repr(∞)", self.repr_floor),
+            ("R0 = ‖A⁺c‖", self.R0),
+            ("bound at R0", self.bound_R0),
             ("L(ω)", self.L_omega),
             ("L(θ†)", self.L_comparator),
         ]
@@ -228,11 +234,13 @@ def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None)
     return op.rmatvec(op.pair_values(l1 / tasks.weights[task_of_q]))
 
 
-def _reported_value(R, eps, w_norm):
-    """What the matrix-free solver must converge: the bound at the R that will be used."""
+def _reported_value(R, eps, w_norm, c_norm):
+    """What the matrix-free solver must converge: the bound at the R that will be used, R0
+    and the floor (to 1e-14·‖c‖, below which it is rounding)."""
     def value(core):
         r = minimize_bound(core.residual, core.free_norm, eps, w_norm) if R is None else R
-        return r * eps + w_norm * core.residual(r)
+        floor = core.residual(core.free_norm)
+        return r * eps + w_norm * core.residual(r), core.free_norm, floor + 1e-14 * c_norm
     return value
 
 
@@ -250,11 +258,16 @@ def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol, monitor=None
     return GolubKahanSolver(matvec, rmatvec, c, d, tol=tol, monitor=monitor)
 
 
-def _finish(solver, R, eps, w_norm):
+def _bound_terms(solver, R, eps, w_norm):
+    """{R, repr_error, bound, repr_floor, R0, bound_R0}: the bound at R (None: minimised)
+    and at R0 = ‖A⁺c‖; each repr evaluated at the solver's returned feasible v."""
     if R is None:
         R = minimize_bound(solver.model_residual, solver.free_norm, eps, w_norm)
-    v, repr_error = solver.solve(R)
-    return R, repr_error, R * eps + w_norm * repr_error
+    _, repr_error = solver.solve(R)
+    R0 = solver.free_norm
+    _, floor = solver.solve(R0)
+    return dict(R=R, repr_error=repr_error, bound=R * eps + w_norm * repr_error,
+                repr_floor=floor, R0=R0, bound_R0=R0 * eps + w_norm * floor)
 
 
 @single_threaded_blas
@@ -307,10 +320,9 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
         return A, c[index]
 
     solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol,
-                        _reported_value(R, eps, w_norm))
-    R, repr_error, bound = _finish(solv, R, eps, w_norm)
-    return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
-                       repr_error=repr_error, bound=bound, comparator_kind=kind,
+                        _reported_value(R, eps, w_norm, norm(c)))
+    return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, w_norm=w_norm,
+                       **_bound_terms(solv, R, eps, w_norm), comparator_kind=kind,
                        exact=kind == "closed_form", n_pairs=n_pairs, n_dropped=n_dropped,
                        solver=solv.name, solver_gap=float(solv.gap), loss=problem.loss.name,
                        inner_lr=problem.inner_lr, inner_steps=1, L_omega=L_omega,
@@ -365,10 +377,9 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
     rmatvec = lambda r: (Xk.T @ r - (2 * eta / k) * (X.T @ (X @ (Xk.T @ r)))) / np.sqrt(k)
     w_norm = 2 * R_bar
     solv = _make_solver("auto", lambda: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
-                        1e-10, _reported_value(R, eps, w_norm))
-    R, repr_error, bound = _finish(solv, R, eps, w_norm)
-    return BoundReport(gap=L_omega - L_star, linear_term=linear, eps=eps, R=R, w_norm=w_norm,
-                       repr_error=repr_error, bound=bound, comparator_kind="closed_form",
+                        1e-10, _reported_value(R, eps, w_norm, norm(c)))
+    return BoundReport(gap=L_omega - L_star, linear_term=linear, eps=eps, w_norm=w_norm,
+                       **_bound_terms(solv, R, eps, w_norm), comparator_kind="closed_form",
                        exact=True, n_pairs=int(keep.sum()), n_dropped=int((~keep).sum()),
                        solver=solv.name, solver_gap=float(solv.gap), loss="squared",
                        inner_lr=eta, inner_steps=1, L_omega=L_omega, L_comparator=L_star,

@@ -15,12 +15,16 @@ from gomaml._memory import check_fits
 class SVDCore:
     """min_{‖y‖≤R} ‖B y − f‖ for a small dense B, for any R, from one SVD of B."""
 
-    def __init__(self, B, f):
+    def __init__(self, B, f, rank_scale=None):
+        """rank_scale: singular values below rank_scale·eps·σ_max are dropped (default
+        max(B.shape); the matrix-free solver passes the full operator's max(rows, d), so its
+        A⁺c is the dense pseudo-inverse's at the same cutoff)."""
         if min(B.shape) == 0:                       # nothing to fit with
             U, s, Vt = np.zeros((B.shape[0], 0)), np.zeros(0), np.zeros((0, B.shape[1]))
         else:
             U, s, Vt = np.linalg.svd(B, full_matrices=False)
-        tol = max(B.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
+        scale = max(B.shape) if rank_scale is None else rank_scale
+        tol = scale * np.finfo(float).eps * (s[0] if s.size else 0.0)
         keep = s > tol
         self.s, self.Vt = s[keep], Vt[keep]
         self.beta = U[:, keep].T @ f
@@ -105,10 +109,12 @@ class GolubKahanSolver:
     name = "golub-kahan"
 
     def __init__(self, matvec, rmatvec, c, d, *, tol=1e-8, max_iter=300, monitor=None):
-        """monitor(core) -> the quantity the caller reports (e.g. the bound at its optimal R)
-        on the projected problem: iteration stops when it stalls (relative change <= tol
-        between checks at k = 4, 6, 9, 13, ...); without it, when the free residual stalls."""
+        """monitor(core) -> the quantity the caller reports (e.g. the bound at its optimal R),
+        or a tuple of them, on the projected problem: iteration stops when every one stalls
+        (relative change <= tol between checks at k = 4, 6, 9, 13, ...); without it, when the
+        free residual stalls."""
         self.matvec, self.rmatvec, self.c = matvec, rmatvec, c
+        rank_scale = max(c.shape[0], d)
         beta1 = float(np.linalg.norm(c))
         kmax = max(0, min(max_iter, d, c.shape[0]))
         check_fits(f"the Krylov bases of the matrix-free solver ({kmax} × ({c.shape[0]} + {d}))",
@@ -147,9 +153,10 @@ class GolubKahanSolver:
             if monitor is not None:
                 if k + 1 >= next_check:
                     B, f = self._projected(alphas, betas, beta1)
-                    checks.append(monitor(SVDCore(B, f)))
+                    checks.append(np.atleast_1d(monitor(SVDCore(B, f, rank_scale))))
                     next_check = max(next_check + 1, int(next_check * 1.5))
-                    if len(checks) >= 2 and checks[-2] - checks[-1] <= tol * abs(checks[-1]):
+                    if len(checks) >= 2 and np.all(np.abs(checks[-2] - checks[-1])
+                                                   <= tol * np.abs(checks[-1])):
                         exhausted = False
                         break
             elif k >= 2 and history[-3] - history[-1] <= tol * max(history[-1], tol * beta1):
@@ -160,14 +167,14 @@ class GolubKahanSolver:
         self.iterations = len(alphas)
         self.V = V[:len(alphas)].T
         B, f = self._projected(alphas, betas, beta1)
-        self.core = SVDCore(B, f)
+        self.core = SVDCore(B, f, rank_scale)
         self.free_norm = self.core.free_norm
         # remaining gap: what the last check (or the last two iterations, in the free residual)
         # still gained: an estimate, not a certificate; 0 when the Krylov space is exhausted
         if exhausted:
             self.gap = 0.0
         elif monitor is not None and len(checks) >= 2:
-            self.gap = max(checks[-2] - checks[-1], 0.0)
+            self.gap = max(float(checks[-2][0] - checks[-1][0]), 0.0)
         elif len(history) >= 3:
             self.gap = max(history[-3] - history[-1], 0.0)
         else:
