@@ -272,10 +272,42 @@ def test_memory_estimate_fails_with_the_size(rng, monkeypatch):
 def test_auto_solver_takes_matrix_free_route_when_dense_is_too_big(rng, monkeypatch):
     from gomaml import bounds
     tasks = make_tasks(rng, n=4, d=6, layout="ragged")
-    monkeypatch.setattr(bounds, "_EXACT_MAX_ENTRIES", 10)
+    monkeypatch.setattr(bounds, "_EXACT_MAX_FLOPS", 10)
     rep = gomaml.optimality_bound(np.zeros(6), tasks, inner_lr=0.2, comparator=np.ones(6))
     assert rep.solver == "golub-kahan"
     assert_chain(rep)
+
+
+def test_auto_rule_depends_on_sizes_only():
+    from gomaml.bounds import exact_route
+    # the default study's largest row: 500 pairs, d = 65536, 200 training points
+    assert exact_route(500, 65536, 200)[0] == "span"
+    assert exact_route(500, 64, 200)[0] == "direct"          # N_U > d: no span route
+    assert exact_route(500, 210, 200)[0] == "direct"         # direct is cheaper here
+    route, flops, nbytes = exact_route(500, 65536, 200)
+    assert flops == 2.0 * 65536 * 200 ** 2 + 2.0 * 500 * 200 ** 2
+
+
+@pytest.mark.parametrize("layout", ["ragged", "same"])
+def test_span_route_equals_the_direct_exact_solver(rng, layout):
+    from gomaml import bounds
+    tasks = make_tasks(rng, n=4, d=60, layout=layout)      # N_U < d: the span route applies
+    omega, comp = rng.normal(size=60), rng.normal(size=60)
+    reps = {}
+    for route in ("span", "direct"):
+        real = bounds.exact_route
+        bounds.exact_route = (lambda r: lambda m, d, n: (r,) + real(m, d, None)[1:])(route)
+        try:
+            reps[route] = [gomaml.optimality_bound(omega, tasks, inner_lr=0.2, comparator=comp,
+                                                   solver="exact", R=R) for R in ("auto", 0.7)]
+        finally:
+            bounds.exact_route = real
+    (a, a7), (b, b7) = reps["span"], reps["direct"]
+    assert a.solver == "exact-svd-span" and b.solver == "exact-svd"
+    # the minimising R is not compared: the bound is flat near its minimum
+    for k in ("bound", "repr_floor", "R0", "bound_R0"):
+        assert getattr(a, k) == pytest.approx(getattr(b, k), rel=1e-9, abs=1e-12), k
+    assert a7.repr_error == pytest.approx(b7.repr_error, rel=1e-9)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 # no test compares rows that a time budget could cut: the budget is out of reach here
 NO_BUDGET = ["--time-budget", "1e9"]
 TINY = ["--n-tasks", "4", "--n-test-tasks", "2", "--k-support", "3", "--k-query", "3",
-        "--max-iter", "60", "--quiet", *NO_BUDGET]
+        "--max-iter", "60", "--quiet", "--seeds", "0", *NO_BUDGET]
 TIMING = {"seconds", "train_seconds", "bound_seconds"}
 
 
@@ -48,7 +48,7 @@ def test_study_writes_rows_csv_plot_and_provenance(tmp_path):
     assert [r["d"] for r in rows] == [4, 8, 16]
     for r in rows:
         assert r["provenance"]["gomaml"] and r["provenance"]["numpy"]
-        assert r["config"]["d"] == r["d"] and r["config"]["data_seed"] == 0
+        assert r["config"]["d"] == r["d"] and r["config"]["seed"] == r["seed"] == 0
         assert r["gap"] <= r["linear_term"] + 1e-9 and r["linear_term"] <= r["bound"] + 1e-9
     with open(out / "rows.csv") as f:
         table = list(csv.DictReader(f))
@@ -60,7 +60,7 @@ def test_study_writes_rows_csv_plot_and_provenance(tmp_path):
 def test_study_config_file_and_flags(tmp_path):
     cfg = tmp_path / "s.toml"
     cfg.write_text('[study]\nfamily = "linear"\nfeatures = "identity"\ninput_dim = 3\n'
-                   'd = [3]\nn_tasks = 5\nmax_iter = 40\n')
+                   'd = [3]\nn_tasks = 5\nmax_iter = 40\nseeds = [4]\n')
     out = tmp_path / "o"
     gomaml("study", "--config", str(cfg), "--out", str(out), "--quiet", "--no-plot", check=0)
     (row,) = read_rows(out)
@@ -92,7 +92,7 @@ def test_interrupted_study_resumes_to_the_same_rows(tmp_path, sig):
     # heavy enough rows (~0.5 s each) that the signal lands mid-study
     args = ["study", "--d", ds, "--n-tasks", "10", "--n-test-tasks", "2", "--k-support", "5",
             "--k-query", "5", "--max-iter", "6000", "--tol", "1e-15", "--quiet", "--no-plot",
-            *NO_BUDGET]
+            "--seeds", "0", "--family", "sinusoid", "--features", "rff", *NO_BUDGET]
     ref_out, out = str(tmp_path / "ref"), str(tmp_path / "run")
     gomaml(*args, "--out", ref_out, check=0)
     code, _, stderr = _run_until_rows(args + ["--out", out], 2, out, sig)
@@ -209,3 +209,33 @@ def test_train_checkpoints_survive_a_kill_and_resume(tmp_path):
     assert len(lengths) == 1                                   # every column the same length
     kept = done.history["loss"][:len(saved.history["loss"])]
     assert list(kept) == list(saved.history["loss"])
+
+
+def test_seeds_are_independent_streams_and_rows_are_keyed_by_seed_and_d(tmp_path):
+    from gomaml.study import DEFAULT_CONFIG, row_config, row_key, seed_streams
+    streams = [seed_streams(s) for s in range(4)]
+    flat = [x for s in streams for x in s]
+    assert len(set(flat)) == len(flat)          # no stream is another seed's stream
+    out = tmp_path / "s"
+    gomaml("study", "--d", "4,8", *TINY[:-5], "--seeds", "0,3", "--no-plot", *NO_BUDGET,
+           "--out", str(out), check=0)
+    rows = read_rows(out)
+    assert sorted((r["seed"], r["d"]) for r in rows) == [(0, 4), (0, 8), (3, 4), (3, 8)]
+    for r in rows:
+        assert r["key"] == row_key(r["config"]) and "seeds" not in r["config"]
+    # a row does not depend on which other seeds run with it: seed 3 alone gives its rows
+    alone = tmp_path / "a"
+    gomaml("study", "--d", "8", *TINY[:-5], "--seeds", "3", "--no-plot", *NO_BUDGET,
+           "--out", str(alone), check=0)
+    (row,) = read_rows(alone)
+    (same,) = [r for r in rows if (r["seed"], r["d"]) == (3, 8)]
+    assert without_timing([row]) == without_timing([same])
+    cfg = dict(DEFAULT_CONFIG)
+    assert row_key(row_config(cfg, 0, 16)) != row_key(row_config(cfg, 1, 16))
+
+
+def test_retired_seed_settings_name_their_replacement(tmp_path):
+    bad = tmp_path / "old.toml"
+    bad.write_text("data_seed = 3\n")
+    proc = gomaml("study", "--config", str(bad), "--out", str(tmp_path / "o"), check=2)
+    assert "'data_seed' was replaced by 'seeds'" in proc.stderr

@@ -7,16 +7,20 @@ import math
 import numbers
 
 import numpy as np
+from scipy import linalg
 
 from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
-from gomaml._memory import check_fits, fits
+from gomaml._memory import check_fits
 from gomaml.minimizer import global_minimizer
 from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
-# the exact (dense SVD) solver is used up to this many entries of the pair matrix
-_EXACT_MAX_ENTRIES = 2_500_000
+# solver="auto": the exact solver while its cheaper route (exact_route) needs at most this
+# many flops and bytes. Measured here (bench/bounds_table.py --study): the exact SVD ran at
+# ~4 GFlop/s and the span route's QR faster; below this the exact solver beat Golub–Kahan
+_EXACT_MAX_FLOPS = 2e10
+_EXACT_MAX_BYTES = 1 << 30
 
 
 @dataclasses.dataclass
@@ -193,16 +197,39 @@ class PairOperator:
             return self.Xs.T @ (cq + cs)
         return self.Xq.T @ cq + self.Xs.T @ cs
 
-    def dense_rows(self):
-        """The kept rows of A as a dense (n_pairs, d) array, and their flat indices."""
+    @property
+    def n_points(self):
+        """N_U: the training points whose features span every row of A (support and query;
+        the support alone in same-data mode)."""
+        return self.Xs.shape[0] + (0 if self.Xq is self.Xs else self.Xq.shape[0])
+
+    def span_coordinates(self):
+        """(Zs, Zq): the support and query rows in an orthonormal basis of the span of the
+        training features, from a thin QR Φ_Uᵀ = Q R (Z = Rᵀ, so Z Zᵀ = Φ_U Φ_Uᵀ exactly up
+        to the QR's backward error; no squared condition number as with a Gram matrix)."""
+        Ns = self.Xs.shape[0]
+        check_fits(f"the QR of the {self.n_points} training points' features (span route of "
+                   f"the exact solver)", 2 * self.n_points * self.d * 8)
+        U = np.concatenate([self.Xs] if self.Xq is self.Xs else [self.Xs, self.Xq])
+        # mode="raw": R is the upper triangle of the top block (mode="r" would build the
+        # full (d, N_U) R, whose triu cost as much as the factorisation at d = 65536)
+        (qr, _), _ = linalg.qr(U.T, mode="raw", overwrite_a=True, check_finite=False)
+        Z = np.ascontiguousarray(np.triu(qr[:min(qr.shape)]).T)
+        return Z[:Ns], (Z[:Ns] if self.Xq is self.Xs else Z[Ns:])
+
+    def dense_rows(self, Zs=None, Zq=None):
+        """The kept rows of A as a dense (n_pairs, width) array, and their flat indices: in
+        feature coordinates (width d), or in the coordinates (Zs, Zq) of span_coordinates."""
+        Zs = self.Xs if Zs is None else Zs
+        Zq = self.Xq if Zq is None else Zq
         rows, index = [], []
         for i in range(self.n_tasks):
             s, q, p = self._blocks(i)
-            Xs, Xq = self.Xs[s], self.Xq[q]
+            Xs, Xq = Zs[s], Zq[q]
             kept = np.flatnonzero(self.keep[q])
             blk = (Xq[kept][None, :, :] - self.eta * (self.h[s][:, None] * self.G[i][:, kept])
                    [:, :, None] * Xs[:, None, :]) * self.scale[i]
-            rows.append(blk.reshape(-1, self.d))
+            rows.append(blk.reshape(-1, Zs.shape[1]))
             kq = q.stop - q.start
             index.append(p.start + (np.arange(s.stop - s.start)[:, None] * kq + kept).ravel())
         return np.concatenate(rows), np.concatenate(index)
@@ -244,17 +271,36 @@ def _reported_value(R, eps, w_norm, c_norm):
     return value
 
 
-def _make_solver(kind, A_dense, matvec, rmatvec, c, d, n_rows, tol, monitor=None):
-    """('exact' | 'matrix_free' | 'auto', already checked) -> a solver; auto by the pair
-    matrix's size."""
-    nbytes = n_rows * d * 8
+def exact_route(n_rows, d, n_points):
+    """(route, flops, bytes) of the cheaper exact solver for a pair matrix of n_rows × d whose
+    rows lie in the span of n_points training features: "direct" (SVD of A) or "span" (thin QR
+    of the features, then the SVD of A in those n_points coordinates)."""
+    def svd(m, n):
+        return 2.0 * max(m, n) * min(m, n) ** 2
+    direct = (svd(n_rows, d), 3 * n_rows * d * 8)
+    if n_points is None or n_points >= d:
+        return ("direct",) + direct
+    span = (svd(d, n_points) + svd(n_rows, n_points),
+            2 * n_points * d * 8 + 3 * n_rows * n_points * 8)
+    return ("span",) + span if span[0] < direct[0] else ("direct",) + direct
+
+
+def _make_solver(kind, dense, matvec, rmatvec, c, d, n_rows, tol, monitor=None,
+                 n_points=None):
+    """('exact' | 'matrix_free' | 'auto', already checked) -> a solver. dense(span) returns
+    (A, c) in feature (span=False) or span coordinates. auto: a fixed rule of the sizes
+    (never of free memory or timing, so reports do not depend on the machine's state):
+    exact while its cheaper route costs at most _EXACT_MAX_FLOPS and _EXACT_MAX_BYTES."""
+    route, flops, nbytes = exact_route(n_rows, d, n_points)
     if kind == "auto":
-        kind = "exact" if n_rows * d <= _EXACT_MAX_ENTRIES and fits(3 * nbytes) else "matrix_free"
+        kind = "exact" if flops <= _EXACT_MAX_FLOPS and nbytes <= _EXACT_MAX_BYTES \
+            else "matrix_free"
     if kind == "exact":
-        check_fits("the dense pair matrix of the exact solver (use solver='matrix_free')",
-                   3 * nbytes)
-        A, c_rows = A_dense()
-        return ExactSolver(A, c_rows)
+        check_fits(f"the dense pair matrix of the exact solver ({route} route; use "
+                   f"solver='matrix_free')", nbytes)
+        A, c_rows = dense(route == "span")
+        return ExactSolver(A, c_rows, rank_scale=max(n_rows, d),
+                           name="exact-svd" + ("-span" if route == "span" else ""))
     return GolubKahanSolver(matvec, rmatvec, c, d, tol=tol, monitor=monitor)
 
 
@@ -315,12 +361,12 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
     n_pairs, n_dropped = int(ks_of_q[keep].sum()), int(ks_of_q[~keep].sum())
     c = op.pair_values(delta)
 
-    def dense():
-        A, index = op.dense_rows()
+    def dense(span):
+        A, index = op.dense_rows(*op.span_coordinates()) if span else op.dense_rows()
         return A, c[index]
 
     solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol,
-                        _reported_value(R, eps, w_norm, norm(c)))
+                        _reported_value(R, eps, w_norm, norm(c)), op.n_points)
     return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, w_norm=w_norm,
                        **_bound_terms(solv, R, eps, w_norm), comparator_kind=kind,
                        exact=kind == "closed_form", n_pairs=n_pairs, n_dropped=n_dropped,
@@ -376,7 +422,7 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
     matvec = lambda v: (Xk @ v - (2 * eta / k) * (Xk @ (X.T @ (X @ v)))) / np.sqrt(k)
     rmatvec = lambda r: (Xk.T @ r - (2 * eta / k) * (X.T @ (X @ (Xk.T @ r)))) / np.sqrt(k)
     w_norm = 2 * R_bar
-    solv = _make_solver("auto", lambda: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
+    solv = _make_solver("auto", lambda span: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
                         1e-10, _reported_value(R, eps, w_norm, norm(c)))
     return BoundReport(gap=L_omega - L_star, linear_term=linear, eps=eps, w_norm=w_norm,
                        **_bound_terms(solv, R, eps, w_norm), comparator_kind="closed_form",

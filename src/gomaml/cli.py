@@ -58,8 +58,11 @@ STUDY_FLAGS = [  # (flag, config key, type, help)
     ("--input-dim", "input_dim", int, "raw input dimension (linear, logistic)"),
     ("--features", "features", str, "identity, rff, relu, legendre"),
     ("--bandwidth", "bandwidth", float, "RBF bandwidth of the random Fourier features"),
-    ("--seed", "data_seed", int, "data seed (held-out tasks use seed + 1)"),
-    ("--feature-seed", "feature_seed", int, "feature-map seed"),
+    ("--seeds", "seeds", _ints, "seeds, comma-separated: each gives the training data, the "
+                                "held-out data and the features from three independent "
+                                "streams; the table shows medians over them"),
+    ("--path-d", "path_d", _ints, "d whose training path is bounded at iterations 1, 2, 4, … "
+                                  "(first seed; plot panel c)"),
     ("--max-iter", "max_iter", int, "training iterations per d"),
     ("--time-budget", "time_budget", float, "training seconds per d (safety net)"),
     ("--tol", "tol", float, "stop training at ‖∇L‖ <= tol"),
@@ -106,7 +109,7 @@ def _tasks_from_args(args, seed):
     """(Tasks, source description) from --tasks or the family flags, or None when neither
     was given."""
     from gomaml.features import make_feature_map
-    from gomaml.study import ConfigError, make_data, validate_config
+    from gomaml.study import ConfigError, make_data, seed_streams, validate_config
     from gomaml.tasks import Tasks
     if args.tasks:
         tasks = _load_input("--tasks", Tasks.load, args.tasks)
@@ -114,20 +117,22 @@ def _tasks_from_args(args, seed):
     cfg = {k: v for k, v in (("family", args.family), ("n_tasks", args.n_tasks),
                              ("k_support", args.k_support), ("k_query", args.k_query),
                              ("features", args.features), ("bandwidth", args.bandwidth),
-                             ("data_seed", seed), ("loss", args.loss))
+                             ("loss", args.loss))
            if v is not None}
     cfg.setdefault("family", "sinusoid")
+    cfg.setdefault("features", "rff")
     cfg["d"] = [args.d if args.d is not None else 64]
     try:
         cfg = validate_config(cfg)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    raw = make_data(cfg, cfg["n_tasks"], cfg["data_seed"])
+    data_seed, _, feature_seed = seed_streams(seed)
+    raw = make_data(cfg, cfg["n_tasks"], data_seed)
     fmap = make_feature_map(cfg["features"], cfg["d"][0], bandwidth=cfg["bandwidth"],
-                            bias=cfg["bias"], seed=cfg["feature_seed"]).fit(raw.Xs.shape[2])
-    return raw.to_tasks(fmap), {k: cfg[k] for k in ("family", "n_tasks", "k_support", "k_query",
-                                                     "features", "bandwidth", "data_seed",
-                                                     "feature_seed", "d")}
+                            bias=cfg["bias"], seed=feature_seed).fit(raw.Xs.shape[2])
+    source = {k: cfg[k] for k in ("family", "n_tasks", "k_support", "k_query", "features",
+                                  "bandwidth", "d")}
+    return raw.to_tasks(fmap), dict(source, seed=seed)
 
 
 def _saved_run(folder):

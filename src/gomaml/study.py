@@ -1,12 +1,13 @@
 """The large-d study: how the optimality gap and Theorem 1's bound behave as the feature
-dimension d grows (the main job, `gomaml study`).
+dimension d grows (the main job, `gomaml study`; what it shows is explained in docs/theory.md).
 
-For each d: fit a feature map (seeded), train θ by gradient descent with a per-d iteration and
-time budget, take the ε actually reached (Theorem 1 holds for whatever ε that is), and evaluate
-Theorem 1 against the exact global minimiser (squared loss), plus the meta-test loss on
-held-out tasks. Each finished row is appended to rows.jsonl (flushed and fsynced) and the CSV
-is rewritten from it; rows are keyed by a hash of their configuration, so an interrupted study
-resumes where it stopped.
+For each seed and d: draw the training tasks, the held-out tasks and the feature map from
+three independent streams of the seed, train θ by gradient descent to tol or max_iter (a time
+budget is only a safety net), take the ε actually reached (Theorem 1 holds for whatever ε that
+is), and evaluate Theorem 1 against the exact global minimiser (squared loss), with the
+representation floor, and the meta-test loss on held-out tasks. Each finished row is appended
+to rows.jsonl (flushed and fsynced) and the CSV is rewritten from it; rows are keyed by the
+configuration's hash with the seed and d, so an interrupted study resumes where it stopped.
 """
 import copy
 import csv
@@ -21,6 +22,7 @@ import time
 import numpy as np
 
 from gomaml._buildinfo import build_info
+from gomaml._files import atomic_open, atomic_write
 from gomaml._json import json_safe
 from gomaml._progress import Progress
 from gomaml._version import __version__
@@ -33,37 +35,45 @@ from gomaml.train import fit
 
 DEFAULT_OUT = "gomaml-out/study"
 
-#: The documented default study: sinusoid regression (Finn et al. 2017) with random Fourier
-#: features, one inner step, squared loss, d from 8 to 4096.
+#: The documented default study (docs/theory.md, "The study"): noisy linear-regression tasks
+#: in 20 dimensions, random ReLU features, 20 tasks of 5 support + 5 query points (N_query =
+#: 100 rows of the stacked system, N_rows = 200 training points), one inner step, squared loss,
+#: d from 16 to 65536 across both thresholds, three seeds.
 DEFAULT_CONFIG = {
-    "family": "sinusoid",          # sinusoid | linear | logistic
-    "n_tasks": 40,                 # meta-training tasks
+    "family": "linear",            # sinusoid | linear | logistic
+    "n_tasks": 20,                 # meta-training tasks
     "n_test_tasks": 40,            # held-out tasks for the meta-test loss
-    "k_support": 10,
-    "k_query": 10,
-    "noise": 0.0,                  # label noise (sinusoid, linear) / logit noise (logistic)
-    "input_dim": 4,                # raw input dimension of the linear and logistic families
-    "features": "rff",             # identity | rff | relu | legendre
+    "k_support": 5,
+    "k_query": 5,
+    "noise": 0.1,                  # label noise (sinusoid, linear) / logit noise (logistic)
+    "input_dim": 20,               # raw input dimension of the linear and logistic families
+    "features": "relu",            # identity | rff | relu | legendre
     "bandwidth": 1.0,              # RBF bandwidth of the random Fourier features
     "bias": False,                 # append a constant feature
-    "d": [8, 16, 32, 64, 128, 256, 1024, 4096],
+    "d": [16, 32, 64, 100, 128, 200, 256, 512, 1024, 4096, 16384, 65536],
     "loss": "squared",             # squared | logistic | pseudo_huber
     "inner_lr": 0.3,
     "inner_steps": 1,
-    "data_seed": 0,
-    "feature_seed": 1,
-    "max_iter": 2000,              # per d: the limit that normally binds (deterministic)
-    "time_budget": 30.0,           # seconds of training per d: a safety net; a row stopped
-                                   # by it depends on the machine's speed (see stopped_by)
+    "seeds": [0, 1, 2],            # each: training data, held-out data, features (3 streams)
+    "max_iter": 1000,              # per row: the limit that binds (deterministic)
+    "time_budget": 120.0,          # seconds of training per row: a safety net only; a row
+                                   # stopped by it depends on the machine (see stopped_by)
     "tol": 1e-8,                   # stop early at ‖∇L‖ <= tol
+    "path_d": [32, 100, 256, 1024],  # d whose training path is bounded (first seed only)
 }
+#: settings that do not change a row's numbers (not in its key)
+_NOT_IN_ROW = ("d", "seeds", "path_d")
+#: settings of earlier versions, and what replaced them
+_RETIRED = {"data_seed": "seeds", "feature_seed": "seeds"}
 
-TABLE = [  # (column, header, format)
-    ("d", "d", "{:>6}"), ("N_query", "N", "{:>5}"), ("n_iter", "iters", "{:>6}"),
-    ("eps", "eps", "{:>9.2e}"), ("L_omega", "L(w)", "{:>9.2e}"), ("gap", "gap", "{:>9.2e}"),
-    ("linear_term", "linear", "{:>9.2e}"), ("bound", "bound", "{:>9.2e}"),
-    ("R", "R", "{:>9.2e}"), ("w_norm", "|w|", "{:>9.2e}"), ("repr_error", "repr", "{:>9.2e}"),
-    ("test_loss", "test L", "{:>9.2e}"), ("seconds", "time s", "{:>7.1f}"),
+TABLE = [  # (column, header, format): medians over the seeds
+    ("d", "d", "{:>6}"), ("minimizer_rank", "rank", "{:>5.0f}"), ("n_iter", "iters", "{:>6.0f}"),
+    ("eps", "eps", "{:>8.1e}"), ("L_comparator", "L(θ*)", "{:>8.1e}"),
+    ("gap", "gap", "{:>8.1e}"), ("bound", "bound", "{:>8.1e}"),
+    ("bound_over_gap", "bnd/gap", "{:>8.3g}"), ("bound_R0", "bnd(R0)", "{:>8.1e}"),
+    ("repr_floor", "floor", "{:>8.1e}"), ("R0", "R0", "{:>8.1e}"), ("w_norm", "|w|", "{:>8.1e}"),
+    ("test_before_adaptation", "test0", "{:>8.3g}"), ("test_loss", "test", "{:>8.3g}"),
+    ("seconds", "time s", "{:>6.1f}"),
 ]
 TIMING_FIELDS = ("seconds", "train_seconds", "bound_seconds")
 
@@ -76,6 +86,10 @@ def validate_config(cfg):
     """A complete, checked copy of cfg (defaults filled in); ConfigError names the key."""
     out = copy.deepcopy(DEFAULT_CONFIG)
     for key, value in cfg.items():
+        if key in _RETIRED:
+            raise ConfigError(f"study setting {key!r} was replaced by {_RETIRED[key]!r}: a seed "
+                              f"s gives the training data, the held-out data and the features "
+                              f"from three independent streams of s")
         if key not in DEFAULT_CONFIG:
             raise ConfigError(f"unknown study setting {key!r}; known: "
                               f"{', '.join(sorted(DEFAULT_CONFIG))}")
@@ -88,7 +102,7 @@ def validate_config(cfg):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             value = float(value) if ok else value
         elif isinstance(want, list):
-            ok = isinstance(value, list) and value and all(
+            ok = isinstance(value, list) and (bool(value) or key == "path_d") and all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value)
         else:
             ok = isinstance(value, str)
@@ -112,6 +126,11 @@ def validate_config(cfg):
         raise ConfigError(f"study setting 'noise' must be >= 0, got {out['noise']}")
     if any(d < 1 for d in out["d"]) or len(set(out["d"])) != len(out["d"]):
         raise ConfigError(f"study setting 'd' must be distinct ints >= 1, got {out['d']}")
+    if any(v < 0 for v in out["seeds"]) or len(set(out["seeds"])) != len(out["seeds"]):
+        raise ConfigError(f"study setting 'seeds' must be distinct ints >= 0, "
+                          f"got {out['seeds']}")
+    if any(v < 1 for v in out["path_d"]):
+        raise ConfigError(f"study setting 'path_d' must be ints >= 1, got {out['path_d']}")
     if (out["family"] == "logistic") != (out["loss"] == "logistic"):
         raise ConfigError("the logistic loss goes with the logistic family (labels in {-1, +1})")
     return out
@@ -133,15 +152,22 @@ def load_toml(path):
     return data.get("study", data)
 
 
-def row_config(cfg, d):
+def row_config(cfg, seed, d):
     """The configuration of one row: everything that determines its numbers."""
-    row = {k: v for k, v in cfg.items() if k != "d"}
-    row["d"] = int(d)
+    row = {k: v for k, v in cfg.items() if k not in _NOT_IN_ROW}
+    row.update(seed=int(seed), d=int(d))
     return row
 
 
 def row_key(row_cfg):
     return hashlib.sha256(json.dumps(row_cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def seed_streams(seed):
+    """(training data, held-out data, features) seeds of one study seed: three independent
+    streams (NumPy's SeedSequence(seed).spawn(3)), so no seed's held-out tasks are another
+    seed's training tasks."""
+    return tuple(int(c.generate_state(1)[0]) for c in np.random.SeedSequence(seed).spawn(3))
 
 
 def provenance():
@@ -158,13 +184,31 @@ def make_data(cfg, n, seed):
                seed=seed)
 
 
-def run_row(cfg, d, status=None):
-    """Train and bound at one d; returns the row dict (numbers, config, provenance)."""
+def _numerical_rank(M):
+    """Rank of M at the cutoff max(shape)·eps·σ_max (as NumPy's matrix_rank)."""
+    s = np.linalg.svd(M, compute_uv=False)
+    return int(np.sum(s > max(M.shape) * np.finfo(float).eps * s[0])) if s.size else 0
+
+
+def _path_iterations(max_iter):
+    """1, 2, 4, 8, … up to max_iter: where the training path is bounded."""
+    out, k = [], 1
+    while k <= max_iter:
+        out.append(k)
+        k *= 2
+    return out
+
+
+def run_row(cfg, seed, d, status=None, with_path=False):
+    """Train and bound at one (seed, d). Returns (row, path): the row dict (numbers only;
+    the caller adds config and provenance) and, with_path, the bound along training at
+    iterations 1, 2, 4, … (else None)."""
     t_start = time.perf_counter()
-    train_raw = make_data(cfg, cfg["n_tasks"], cfg["data_seed"])
-    test_raw = make_data(cfg, cfg["n_test_tasks"], cfg["data_seed"] + 1)
+    data_seed, test_seed, feature_seed = seed_streams(seed)
+    train_raw = make_data(cfg, cfg["n_tasks"], data_seed)
+    test_raw = make_data(cfg, cfg["n_test_tasks"], test_seed)
     fmap = make_feature_map(cfg["features"], d, bandwidth=cfg["bandwidth"], bias=cfg["bias"],
-                            seed=cfg["feature_seed"]).fit(train_raw.Xs.shape[2])
+                            seed=feature_seed).fit(train_raw.Xs.shape[2])
     if fmap.n_features != d:
         raise ConfigError(f"features {cfg['features']!r} give d = {fmap.n_features} on this "
                           f"family's inputs, not the d = {d} asked for")
@@ -172,20 +216,24 @@ def run_row(cfg, d, status=None):
     test_tasks = test_raw.to_tasks(fmap)
     kw = dict(loss=cfg["loss"], inner_lr=cfg["inner_lr"], inner_steps=cfg["inner_steps"])
     deadline = time.perf_counter() + cfg["time_budget"]
+    marks = set(_path_iterations(cfg["max_iter"])) if with_path else set()
+    snapshots = []
 
-    def budget(it, theta, L, gn):
+    def watch(it, theta, L, gn):
+        if it in marks:
+            snapshots.append((it, theta))
         if status:
-            status(f"d={d} iter {it} |grad|={gn:.2e}")
+            status(f"seed {seed} d={d} iter {it} |grad|={gn:.2e}")
         return time.perf_counter() > deadline
 
-    res = fit(tasks, tol=cfg["tol"], max_iter=cfg["max_iter"], callback=budget, **kw)
+    res = fit(tasks, tol=cfg["tol"], max_iter=cfg["max_iter"], callback=watch, **kw)
     if res.message == "interrupted":
         raise KeyboardInterrupt
     stop = ("converged" if res.converged else
             "time budget" if res.message == "stopped by callback" else "max_iter")
     t_train = time.perf_counter() - t_start
     if status:
-        status(f"d={d} bound")
+        status(f"seed {seed} d={d} bound")
     minimizer = {}
     if cfg["loss"] == "squared":
         sol = global_minimizer(tasks, inner_lr=cfg["inner_lr"], inner_steps=cfg["inner_steps"])
@@ -194,53 +242,65 @@ def run_row(cfg, d, status=None):
     else:
         # no closed form: the comparator is θ trained on, five times the budget
         more = fit(tasks, tol=cfg["tol"] / 100, max_iter=5 * cfg["max_iter"],
-                   theta0=res.theta, **kw)
+                   theta0=res.theta.copy(), **kw)
         theta_dag, kind = more.theta, "user"
     t_b = time.perf_counter()
+    problem = Problem(tasks, cfg["loss"], cfg["inner_lr"], 1, None)
     if cfg["inner_steps"] == 1:
-        rep = theorem1_report(Problem(tasks, cfg["loss"], cfg["inner_lr"], 1, None),
-                              res.theta, theta_dag, kind).to_dict()
+        rep = theorem1_report(problem, res.theta, theta_dag, kind).to_dict()
     else:
         rep = {"note": "Theorem 1 is proved for one inner step: no bound"}
     t_bound = time.perf_counter() - t_b
+    path = None
+    if with_path and cfg["inner_steps"] == 1:
+        path = []
+        for it, theta in snapshots:
+            r = theorem1_report(problem, theta, theta_dag, kind)
+            path.append({"iter": it, "eps": r.eps, "gap": r.gap, "linear_term": r.linear_term,
+                         "bound": r.bound, "bound_R0": r.bound_R0})
     before, after = task_losses(res.theta, test_tasks, **kw)
-    N = tasks.total_query
+    Xs, _, _, Xq, _, _ = tasks.packed()
+    rows = Xs if tasks.same_data else np.concatenate([Xs, Xq])
+    gap, bound = rep.get("gap"), rep.get("bound")
     row = {
-        "d": int(d), "N_query": N, "d_ge_N": bool(d >= N),
-        # measured, not assumed: L(θ*) ≈ 0 (d ≥ N does not guarantee it numerically)
-        "interpolates": bool(kind == "closed_form" and rep.get("L_comparator") is not None
-                             and rep["L_comparator"] <= 1e-10 * max(1.0, res.loss)),
+        "d": int(d), "seed": int(seed),
+        "N_query": tasks.total_query,
+        "N_rows": int(rows.shape[0]),
+        "feature_rank": _numerical_rank(np.asarray(rows, dtype=np.float64)),
+        **minimizer,
+        # measured, not assumed: the stacked system has full row rank N_query
+        "interpolates": bool(minimizer.get("minimizer_rank") == tasks.total_query),
         "n_iter": res.n_iter, "stopped_by": stop, "eps": res.grad_norm,
         "L_omega": res.loss,
         "L_comparator": rep.get("L_comparator"),
         "comparator_kind": kind,
         "comparator_norm": float(np.linalg.norm(theta_dag)),
+        "bound_over_gap": (bound / gap if isinstance(gap, float) and gap > 0 else math.nan),
+        "test_before_adaptation": float(test_tasks.weights @ before),
         "test_loss": float(test_tasks.weights @ after),     # = L(ω) on the held-out tasks
         "test_loss_comparator": float(meta_loss(theta_dag, test_tasks, **kw)),
-        "test_before_adaptation": float(np.mean(before)),
-        "test_after_adaptation": float(np.mean(after)),
-        **minimizer,
         "train_seconds": t_train, "bound_seconds": t_bound,
         "seconds": time.perf_counter() - t_start,
     }
-    for k in ("gap", "linear_term", "bound", "R", "w_norm", "repr_error", "solver",
-              "solver_gap", "n_pairs", "n_dropped"):
+    for k in ("gap", "linear_term", "bound", "R", "w_norm", "repr_error", "repr_floor", "R0",
+              "bound_R0", "solver", "solver_gap", "n_pairs", "n_dropped"):
         row[k] = rep.get(k)
-    return row
+    return row, path
 
 
 class RowStore:
-    """rows.jsonl (the record, appended and fsynced row by row) and rows.csv (rewritten from it
-    atomically). A torn last line, from a kill mid-write, is discarded on opening."""
+    """NAME.jsonl (the record, appended and fsynced row by row) and, for the rows, NAME.csv
+    (rewritten from it atomically). A torn last line, from a kill mid-write, is discarded on
+    opening."""
 
-    def __init__(self, folder, fresh=False):
+    def __init__(self, folder, fresh=False, name="rows", with_csv=True):
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
-        self.jsonl = os.path.join(folder, "rows.jsonl")
-        self.csv = os.path.join(folder, "rows.csv")
+        self.jsonl = os.path.join(folder, f"{name}.jsonl")
+        self.csv = os.path.join(folder, f"{name}.csv") if with_csv else None
         if fresh:
             for path in (self.jsonl, self.csv, os.path.join(folder, "study.png")):
-                if os.path.exists(path):
+                if path and os.path.exists(path):
                     os.remove(path)
         self.rows, self.discarded = self._read()
 
@@ -268,17 +328,8 @@ class RowStore:
             rows.append(row)
             good.append(line)
         if discarded or (raw and not raw.endswith(b"\n")):
-            self._atomic_write(self.jsonl, b"".join(g + b"\n" for g in good))
+            atomic_write(self.jsonl, b"".join(g + b"\n" for g in good))
         return rows, discarded
-
-    @staticmethod
-    def _atomic_write(path, data):
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
 
     def keys(self):
         return {r["key"] for r in self.rows}
@@ -289,19 +340,16 @@ class RowStore:
             f.flush()
             os.fsync(f.fileno())
         self.rows.append(row)
-        self.write_csv()
+        if self.csv:
+            self.write_csv()
 
     def write_csv(self):
         flat = [flatten(r) for r in self.rows]
         fields = sorted({k for r in flat for k in r})
-        tmp = self.csv + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_open(self.csv, "w") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(flat)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.csv)
 
 
 def flatten(row, prefix=""):
@@ -316,16 +364,34 @@ def flatten(row, prefix=""):
     return out
 
 
+def medians(rows):
+    """One dict per d (in d order): the median over seeds of every numeric field, with
+    n_seeds and the fields that differ between seeds' rows as they are."""
+    by_d = {}
+    for r in rows:
+        by_d.setdefault(r["d"], []).append(r)
+    out = []
+    for d in sorted(by_d):
+        group = by_d[d]
+        m = {"d": d, "n_seeds": len(group)}
+        for key in group[0]:
+            vals = [g.get(key) for g in group]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                m[key] = float(np.median(vals))
+        out.append(m)
+    return out
+
+
 def format_table(rows):
-    """The study table, one line per row in d order."""
+    """The study table: one line per d, medians over the seeds."""
     widths = [_width(fmt) for _, _, fmt in TABLE]
     lines = [" ".join(f"{head:>{w}}" for (_, head, _), w in zip(TABLE, widths))]
-    for r in sorted(rows, key=lambda r: r["d"]):
+    for r in medians(rows):
         cells = []
         for (key, _, fmt), w in zip(TABLE, widths):
             v = r.get(key)
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
-            cells.append(fmt.format(v) if number else f"{str(v):>{w}}")
+            cells.append(fmt.format(int(v) if key == "d" else v) if number else f"{'-':>{w}}")
         lines.append(" ".join(cells))
     return "\n".join(lines)
 
@@ -335,75 +401,132 @@ def _width(fmt):
     return int(fmt.split(">")[1].split(".")[0].rstrip("}"))
 
 
-def plot(rows, path):
-    """gap, linear term and bound against d (log scales), the interpolation threshold marked."""
+def _thresholds(ax, rows):
+    """Vertical lines at N_query and N_rows."""
+    if not rows:
+        return
+    for x, name in ((rows[0]["N_query"], "N_query"), (rows[0]["N_rows"], "N_rows")):
+        ax.axvline(x, color="grey", lw=0.8, ls="--")
+        ax.annotate(f" {name}", (x, 1), xycoords=("data", "axes fraction"), va="top",
+                    fontsize=7, color="grey")
+
+
+def _band(ax, rows, key, label, style, positive=True):
+    """The median over seeds against d, with the range over seeds shaded."""
+    by_d = {}
+    for r in rows:
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+                (v > 0 or not positive):
+            by_d.setdefault(r["d"], []).append(v)
+    if not by_d:
+        return
+    d = sorted(by_d)
+    med = [float(np.median(by_d[x])) for x in d]
+    line, = ax.plot(d, med, style, label=label, ms=4)
+    if any(len(v) > 1 for v in by_d.values()):
+        ax.fill_between(d, [min(by_d[x]) for x in d], [max(by_d[x]) for x in d],
+                        color=line.get_color(), alpha=0.15, lw=0)
+
+
+def plot(rows, path, paths=()):
+    """Four panels: (a) the terms against d, (b) bound / gap against d, (c) bound against gap
+    along training, (d) held-out loss before and after adaptation against d."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = sorted(rows, key=lambda r: r["d"])
-    d = [r["d"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, label, style in (("bound", "Theorem 1 bound", "o-"),
-                              ("linear_term", "linear term", "s--"),
-                              ("gap", "gap L(ω) − L(θ*)", "^-"),
-                              ("eps", "ε = ‖∇L(ω)‖ reached", "x:")):
-        ys = [r.get(key) for r in rows]
-        pts = [(x, y) for x, y in zip(d, ys) if isinstance(y, (int, float)) and y > 0]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    ax = axes[0, 0]
+    for key, label, style in (("gap", "gap L(ω) − L(θ*)", "^-"),
+                              ("bound", "bound (R minimising)", "o-"),
+                              ("bound_R0", "bound at R0", "s--"),
+                              ("L_comparator", "L(θ*)", "v-"),
+                              ("repr_floor", "repr floor", "d-"),
+                              ("eps", "ε = ‖∇L(ω)‖", "x:")):
+        _band(ax, rows, key, label, style)
+    _thresholds(ax, rows)
+    ax.set(xscale="log", yscale="log", xlabel="feature dimension d", ylabel="value",
+           title="(a) Theorem 1's terms (median and range over seeds)")
+    ax.legend(fontsize=7, loc="lower left")
+    ax = axes[0, 1]
+    _band(ax, rows, "bound_over_gap", "bound / gap", "o-")
+    ax.axhline(2.0, color="k", lw=0.8, ls=":", label="2 (Cauchy–Schwarz equality)")
+    _thresholds(ax, rows)
+    ax.set(xscale="log", yscale="log", xlabel="feature dimension d", ylabel="bound / gap",
+           title="(b) how tight the bound is")
+    ax.legend(fontsize=7)
+    ax = axes[1, 0]
+    lo, hi = math.inf, 0.0
+    for p in paths:
+        pts = [(q["gap"], q["bound"]) for q in p["path"] if q["gap"] > 0 and q["bound"] > 0]
         if pts:
-            ax.plot(*zip(*pts), style, label=label)
-    if rows:
-        N = rows[0]["N_query"]
-        ax.axvline(N, color="grey", lw=0.8, ls="--")
-        ax.text(N, ax.get_ylim()[1], " d = N (query rows)", va="top", fontsize=8,
-                color="grey")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("feature dimension d")
-    ax.set_ylabel("value")
-    ax.set_title("MAML optimality gap and Theorem 1's bound vs feature dimension")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+            ax.plot(*zip(*pts), "o-", ms=3, label=f"d = {p['d']}")
+            lo, hi = min(lo, min(min(x) for x in pts)), max(hi, max(max(x) for x in pts))
+    if hi > 0:
+        g = np.geomspace(lo, hi, 50)
+        ax.plot(g, 2 * g, "k:", lw=0.8, label="bound = 2·gap")
+        ax.legend(fontsize=7)
+    ax.set(xscale="log", yscale="log", xlabel="gap along training (iterations 1, 2, 4, …)",
+           ylabel="bound", title="(c) bound against gap during training")
+    ax = axes[1, 1]
+    _band(ax, rows, "test_before_adaptation", "before adaptation (θ)", "o-")
+    _band(ax, rows, "test_loss", "after one inner step (θ_i)", "s-")
+    _thresholds(ax, rows)
+    ax.set(xscale="log", yscale="log", xlabel="feature dimension d",
+           ylabel="meta-test loss on held-out tasks", title="(d) held-out tasks")
+    ax.legend(fontsize=7)
+    for a in axes.flat:
+        a.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    with atomic_open(path) as f:
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def run_study(cfg, out=DEFAULT_OUT, *, fresh=False, progress=True, make_plot=True,
               stream=sys.stdout):
-    """Run (or resume) the study; returns the rows in d order."""
+    """Run (or resume) the study; returns its rows in (d, seed) order."""
     cfg = validate_config(cfg)
     store = RowStore(out, fresh=fresh)
+    path_store = RowStore(out, fresh=fresh, name="paths", with_csv=False)
     if store.discarded:
         print(f"discarded {store.discarded} torn line(s) at the end of {store.jsonl}",
               file=sys.stderr)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2, sort_keys=True)
-    done = store.keys()
-    todo = [d for d in cfg["d"] if row_key(row_config(cfg, d)) not in done]
-    bar = Progress(len(cfg["d"]), "study", enabled=progress)
-    finished = len(cfg["d"]) - len(todo)
+    atomic_write(os.path.join(out, "config.json"), json.dumps(cfg, indent=2, sort_keys=True))
+    done, paths_done = store.keys(), path_store.keys()
+    jobs = [(s, d) for s in cfg["seeds"] for d in cfg["d"]]
+    todo = [(s, d) for s, d in jobs if row_key(row_config(cfg, s, d)) not in done]
+    bar = Progress(len(jobs), "study", enabled=progress)
+    finished = len(jobs) - len(todo)
     if finished:
-        print(f"resuming: {finished} of {len(cfg['d'])} rows already in {store.jsonl}",
+        print(f"resuming: {finished} of {len(jobs)} rows already in {store.jsonl}",
               file=sys.stderr)
     bar.update(finished, "", force=True)
     prov = provenance()
     try:
-        for d in todo:
-            rc = row_config(cfg, d)
-            row = run_row(cfg, d, status=lambda text: bar.update(finished, text))
-            row.update(key=row_key(rc), config=rc, provenance=prov)
+        for seed, d in todo:
+            rc = row_config(cfg, seed, d)
+            key = row_key(rc)
+            want_path = (seed == cfg["seeds"][0] and d in cfg["path_d"]
+                         and key not in paths_done)
+            row, path = run_row(cfg, seed, d, status=lambda text: bar.update(finished, text),
+                                with_path=want_path)
+            if path is not None:                # written first: a row's path is never missing
+                path_store.append(json_safe({"key": key, "seed": seed, "d": d, "path": path}))
+            row.update(key=key, config=rc, provenance=prov)
             store.append(json_safe(row))
             finished += 1
-            bar.update(finished, f"d={d} done", force=True)
+            bar.update(finished, f"seed {seed} d={d} done", force=True)
     finally:
         bar.close()
-    wanted = {row_key(row_config(cfg, d)) for d in cfg["d"]}
+    wanted = {row_key(row_config(cfg, s, d)) for s, d in jobs}
     rows = [r for r in store.rows if r["key"] in wanted]
     print(format_table(rows), file=stream)
     if make_plot and rows:
-        plot(rows, os.path.join(out, "study.png"))
-    print(f"\nrows: {store.jsonl} and {store.csv}"
+        paths = sorted((p for p in path_store.rows if p["key"] in wanted),
+                       key=lambda p: p["d"])
+        plot(rows, os.path.join(out, "study.png"), paths)
+    print(f"\nmedians over seeds {cfg['seeds']}; rows: {store.jsonl} and {store.csv}"
           + (f"; plot: {os.path.join(out, 'study.png')}" if make_plot else ""), file=stream)
-    return sorted(rows, key=lambda r: r["d"])
+    return sorted(rows, key=lambda r: (r["d"], r["seed"]))

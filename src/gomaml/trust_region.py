@@ -86,11 +86,11 @@ def minimize_bound(core_residual, free_norm, eps, w_norm):
 class ExactSolver:
     """Dense A (m, d): SVD once, then any R."""
 
-    name = "exact-svd"
-
-    def __init__(self, A, c):
-        self.A, self.c = A, c
-        self.core = SVDCore(A, c)
+    def __init__(self, A, c, rank_scale=None, name="exact-svd"):
+        """A may be the pair matrix in any orthonormal coordinates of its row space (the
+        span route); rank_scale: as SVDCore's, the full matrix's max(rows, d)."""
+        self.A, self.c, self.name = A, c, name
+        self.core = SVDCore(A, c, rank_scale)
         self.free_norm = self.core.free_norm
         self.gap = 0.0
 
