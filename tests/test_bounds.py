@@ -288,11 +288,13 @@ def test_auto_rule_depends_on_sizes_only():
     assert flops == 2.0 * 65536 * 200 ** 2 + 2.0 * 500 * 200 ** 2
 
 
+@pytest.mark.parametrize("gram_cond", [0.0, 1e12])       # span coordinates: QR, Cholesky
 @pytest.mark.parametrize("layout", ["ragged", "same"])
-def test_span_route_equals_the_direct_exact_solver(rng, layout):
+def test_span_route_equals_the_direct_exact_solver(rng, layout, gram_cond, monkeypatch):
     from gomaml import bounds
-    tasks = make_tasks(rng, n=4, d=60, layout=layout)      # N_U < d: the span route applies
-    omega, comp = rng.normal(size=60), rng.normal(size=60)
+    monkeypatch.setattr(bounds, "_SPAN_GRAM_COND", gram_cond)
+    tasks = make_tasks(rng, n=4, d=90, layout=layout)      # N_U ≤ 64 < d: the span route
+    omega, comp = rng.normal(size=90), rng.normal(size=90)
     reps = {}
     for route in ("span", "direct"):
         real = bounds.exact_route

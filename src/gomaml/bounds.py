@@ -12,7 +12,7 @@ from scipy import linalg
 from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._memory import check_fits
-from gomaml.minimizer import global_minimizer
+from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
 from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
@@ -21,6 +21,8 @@ from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 # ~4 GFlop/s and the span route's QR faster; below this the exact solver beat Golub–Kahan
 _EXACT_MAX_FLOPS = 2e10
 _EXACT_MAX_BYTES = 1 << 30
+# the span route takes the training points' Gram Cholesky factor below this condition estimate
+_SPAN_GRAM_COND = 1e6
 
 
 @dataclasses.dataclass
@@ -205,17 +207,31 @@ class PairOperator:
 
     def span_coordinates(self):
         """(Zs, Zq): the support and query rows in an orthonormal basis of the span of the
-        training features, from a thin QR Φ_Uᵀ = Q R (Z = Rᵀ, so Z Zᵀ = Φ_U Φ_Uᵀ exactly up
-        to the QR's backward error; no squared condition number as with a Gram matrix)."""
+        training features (Z Zᵀ = Φ_U Φ_Uᵀ). From the Cholesky factor of the Gram matrix when
+        LAPACK's condition estimate is at most _SPAN_GRAM_COND (one GEMM), else from a thin
+        QR Φ_Uᵀ = Q R, Z = Rᵀ (backward stable, twice the flops). Either way the floor is the
+        distance of c from the range of the pair coefficients, whatever the (nonsingular)
+        coordinates; R0 carries the coordinates' relative error, ~cond·eps ≤ 2e-10."""
         Ns = self.Xs.shape[0]
-        check_fits(f"the QR of the {self.n_points} training points' features (span route of "
-                   f"the exact solver)", 2 * self.n_points * self.d * 8)
-        U = np.concatenate([self.Xs] if self.Xq is self.Xs else [self.Xs, self.Xq])
-        # mode="raw": R is the upper triangle of the top block (mode="r" would build the
-        # full (d, N_U) R, whose triu cost as much as the factorisation at d = 65536)
-        (qr, _), _ = linalg.qr(U.T, mode="raw", overwrite_a=True, check_finite=False)
-        Z = np.ascontiguousarray(np.triu(qr[:min(qr.shape)]).T)
-        return Z[:Ns], (Z[:Ns] if self.Xq is self.Xs else Z[Ns:])
+        same = self.Xq is self.Xs
+        K = np.empty((self.n_points, self.n_points))      # blockwise: no copy of the rows
+        K[:Ns, :Ns] = self.Xs @ self.Xs.T
+        if not same:
+            K[:Ns, Ns:] = self.Xs @ self.Xq.T
+            K[Ns:, :Ns] = K[:Ns, Ns:].T
+            K[Ns:, Ns:] = self.Xq @ self.Xq.T
+        factor, _ = cholesky_if_conditioned(K, _SPAN_GRAM_COND)
+        if factor is not None:
+            Z = np.tril(factor[0])
+        else:
+            check_fits(f"the QR of the {self.n_points} training points' features (span route "
+                       f"of the exact solver)", 2 * self.n_points * self.d * 8)
+            U = np.concatenate([self.Xs] if same else [self.Xs, self.Xq])
+            # mode="raw": R is the upper triangle of the top block (mode="r" would build the
+            # full (d, N_U) R, whose triu cost as much as the factorisation at d = 65536)
+            (qr, _), _ = linalg.qr(U.T, mode="raw", overwrite_a=True, check_finite=False)
+            Z = np.ascontiguousarray(np.triu(qr[:min(qr.shape)]).T)
+        return Z[:Ns], (Z[:Ns] if same else Z[Ns:])
 
     def dense_rows(self, Zs=None, Zq=None):
         """The kept rows of A as a dense (n_pairs, width) array, and their flat indices: in

@@ -75,7 +75,7 @@ TABLE = [  # (column, header, format): medians over the seeds
     ("test_before_adaptation", "test0", "{:>8.3g}"), ("test_loss", "test", "{:>8.3g}"),
     ("seconds", "time s", "{:>6.1f}"),
 ]
-TIMING_FIELDS = ("seconds", "train_seconds", "bound_seconds")
+TIMING_FIELDS = ("seconds", "train_seconds", "bound_seconds", "path_seconds")
 
 
 class ConfigError(ValueError):
@@ -251,13 +251,14 @@ def run_row(cfg, seed, d, status=None, with_path=False):
     else:
         rep = {"note": "Theorem 1 is proved for one inner step: no bound"}
     t_bound = time.perf_counter() - t_b
-    path = None
+    path, t_path = None, time.perf_counter()
     if with_path and cfg["inner_steps"] == 1:
         path = []
         for it, theta in snapshots:
             r = theorem1_report(problem, theta, theta_dag, kind)
             path.append({"iter": it, "eps": r.eps, "gap": r.gap, "linear_term": r.linear_term,
                          "bound": r.bound, "bound_R0": r.bound_R0})
+    t_path = time.perf_counter() - t_path
     before, after = task_losses(res.theta, test_tasks, **kw)
     Xs, _, _, Xq, _, _ = tasks.packed()
     rows = Xs if tasks.same_data else np.concatenate([Xs, Xq])
@@ -280,6 +281,7 @@ def run_row(cfg, seed, d, status=None, with_path=False):
         "test_loss": float(test_tasks.weights @ after),     # = L(ω) on the held-out tasks
         "test_loss_comparator": float(meta_loss(theta_dag, test_tasks, **kw)),
         "train_seconds": t_train, "bound_seconds": t_bound,
+        "path_seconds": t_path,
         "seconds": time.perf_counter() - t_start,
     }
     for k in ("gap", "linear_term", "bound", "R", "w_norm", "repr_error", "repr_floor", "R0",
