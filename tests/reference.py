@@ -1,4 +1,4 @@
-"""Plain NumPy truth for SPEC §2–§3: a loop over tasks, dense matrices, written to be read.
+"""Plain NumPy truth for theory.md §2–§3: a loop over tasks, dense matrices, written to be read.
 
 Tasks are given as a list of (Xs, ys, Xq, yq) in float64 and weights p (summing to 1).
 """
@@ -7,7 +7,7 @@ from scipy.special import expit
 
 
 def loss_parts(name, z, y, delta=1.0):
-    """(l, l', l'') of SPEC §2's table, elementwise."""
+    """(l, l', l'') of theory.md §2's table, elementwise."""
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if name == "squared":
@@ -87,7 +87,7 @@ def meta_loss(theta, tasks, weights, loss, eta, T, delta=1.0):
                for p, t in zip(weights, tasks))
 
 
-# ---- SPEC §5: the squared-loss objective as a quadratic, built densely ---------------------
+# ---- theory.md §5: the squared-loss objective as a quadratic, built densely ---------------------
 def affine_maps(task, eta, T):
     """(A_i, b_i) with θ_i = A_i θ + b_i for the squared loss (dense d×d, small d only)."""
     Xs, ys, _, _ = task

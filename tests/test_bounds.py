@@ -14,7 +14,7 @@ ETA = {"squared": 0.2, "logistic": 1.0, "pseudo_huber": 0.8}
 
 
 def assert_chain(rep):
-    """SPEC §6: gap ≤ linear_term ≤ bound, with its rounding allowance."""
+    """theory.md §6: gap ≤ linear_term ≤ bound, with its rounding allowance."""
     assert rep.gap <= rep.linear_term + 1e-12 * (abs(rep.L_omega) + abs(rep.L_comparator))
     assert rep.linear_term <= rep.bound + 1e-12 * (abs(rep.linear_term) + rep.bound)
     assert rep.bound == pytest.approx(rep.R * rep.eps + rep.w_norm * rep.repr_error, rel=1e-12)

@@ -77,7 +77,7 @@ def test_gradient_against_finite_differences(rng, loss, T, dtype):
 @pytest.mark.parametrize("loss", ["logistic", "pseudo_huber"])
 def test_hessian_product_order(rng, loss):
     """Against the dense product (I − ηH⁽⁰⁾)…(I − ηH⁽ᵀ⁻¹⁾). With T ≥ 2 and a non-quadratic loss
-    the reversed product, or all Hessians taken at θ, give a different gradient (SPEC §3)."""
+    the reversed product, or all Hessians taken at θ, give a different gradient (theory.md §3)."""
     T, eta = 3, ETA[loss]
     tasks = make_tasks(rng, n=1, d=5, layout="dense", loss=loss, weighted=False, scale=2.0)
     theta = _theta(rng, 5)

@@ -1,7 +1,7 @@
-# Typed kernels of gomaml (private). SPEC §3: per task the inner loop, the query risk and its
+# Typed kernels of gomaml (private). theory.md §3: per task the inner loop, the query risk and its
 # gradient, and the backward pass v <- (I - eta H^(t)) v, parallel over tasks.
 #
-# Layout: packed rows (CSR style, SPEC §1): task i owns support rows s_ptr[i]:s_ptr[i+1] and
+# Layout: packed rows (CSR style, theory.md §1): task i owns support rows s_ptr[i]:s_ptr[i+1] and
 # query rows q_ptr[i]:q_ptr[i+1]. All accumulation is double.
 #
 # Determinism: tasks are cut into blocks whose boundaries depend only on (n_tasks, n_blocks),
@@ -70,7 +70,7 @@ cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_s
                      const double* theta, int code, double delta, double eta, int T,
                      double* th, double* g, double* h2) noexcept nogil:
     """th <- theta after T inner steps on the support; h2[t*ks + j] <- l''(x_j^T th^(t))
-    when h2 is not NULL (the backward pass needs them, SPEC §3 'Memory')."""
+    when h2 is not NULL (the backward pass needs them, theory.md §3 'Memory')."""
     cdef Py_ssize_t j, t
     cdef double z, l0, l1, l2
     cdef const floating* x
@@ -280,7 +280,7 @@ cdef void stacked_task(const floating* Xs, const floating* ys, Py_ssize_t ks,
                        const floating* Xq, const floating* yq, Py_ssize_t kq, Py_ssize_t d,
                        double scale, double eta, int T, const double* zeros,
                        double* M, double* t, double* b, double* g, double* u) noexcept nogil:
-    """One task's rows of SPEC §5's stacked system (squared loss): M_b <- scale·Xq_b A,
+    """One task's rows of theory.md §5's stacked system (squared loss): M_b <- scale·Xq_b A,
     A = (I − 2ηΣs)^T (applied as T times y <- y − (2η/ks) Σ_a (x_a·y) x_a, no d×d matrix),
     t_b <- scale·(yq_b − Xq_b·b_i), b_i the inner loop run from θ = 0."""
     cdef Py_ssize_t a, r, k, step

@@ -1,4 +1,4 @@
-# Per-sample losses of SPEC §2: value, first and second derivative in the prediction z,
+# Per-sample losses of theory.md §2: value, first and second derivative in the prediction z,
 # in double, in overflow-free forms. One tiny inline function each; `loss_eval` dispatches.
 from libc.math cimport exp, log1p, fabs, hypot
 

@@ -1,4 +1,4 @@
-"""Theorem 1 and Corollary 1 of Wang, Cai, Yang & Wang (ICML 2020) on finite samples (SPEC §6–§8).
+"""Theorem 1 and Corollary 1 of Wang, Cai, Yang & Wang (ICML 2020) on finite samples (theory.md §6–§8).
 
 Every term is computed in float64 (also for float32 tasks), for one inner step (T = 1).
 """
@@ -27,9 +27,9 @@ _SPAN_GRAM_COND = 1e6
 
 @dataclasses.dataclass
 class BoundReport:
-    """The terms of the optimality-gap bound at a point ω (SPEC §8)."""
+    """The terms of the optimality-gap bound at a point ω (theory.md §8)."""
     gap: float                 # L(ω) − L(θ†)
-    linear_term: float         # SPEC §6's first_order
+    linear_term: float         # Σ p_i/kq_i Σ_b l'_b Δ_i(z_b) (theory.md §6)
     eps: float                 # ‖∇L(ω)‖₂, exact gradient
     R: float
     w_norm: float
@@ -138,7 +138,7 @@ def _query_terms(tasks, loss, omega_i, Xq, yq, q_ptr, other_i=None):
 
 
 class PairOperator:
-    """The pair matrix A of SPEC §6, matrix-free, over the same-task pairs (a, b) with
+    """The pair matrix A of theory.md §6, matrix-free, over the same-task pairs (a, b) with
     l'_b ≠ 0: A_(a,b) = s_i · b(x_a, y_a, z_b)ᵀ, s_i = p_i/√(ks_i kq_i), b at θ = ω.
 
     Pair vectors are flat: task i's block holds ks_i × kq_i entries (a major), dropped pairs
@@ -270,7 +270,7 @@ def _pair_setup(problem, omega, theta_dag=None):
 
 @single_threaded_blas
 def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None):
-    """Aᵀ(√(M r)·w) through the pair operator: equals ∇L(ω) (SPEC §6's identity)."""
+    """Aᵀ(√(M r)·w) through the pair operator: equals ∇L(ω) (theory.md §6's identity)."""
     problem = Problem(tasks, loss, inner_lr, 1, n_threads)
     l1, _, op = _pair_setup(problem, problem.theta(omega, "omega"))
     task_of_q = np.repeat(np.arange(tasks.n_tasks), tasks.query_sizes)
@@ -335,7 +335,7 @@ def _bound_terms(solver, R, eps, w_norm):
 @single_threaded_blas
 def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                      comparator=None, R="auto", solver="auto", tol=1e-8, n_threads=None):
-    """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (SPEC §6). Returns a
+    """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (theory.md §6). Returns a
     BoundReport. comparator: θ† (d,), default the exact minimiser (squared loss only)."""
     _check_one_step(inner_steps)
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
@@ -393,7 +393,7 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
 
 def shared_inputs(tasks):
     """X (k, d) float64 when tasks are in same-data mode and all share task 0's inputs;
-    else ValueError naming what is different (Corollary 1's setting, SPEC §7)."""
+    else ValueError naming what is different (Corollary 1's setting, theory.md §7)."""
     if not tasks.same_data:
         raise ValueError("tasks: Corollary 1 needs same-data mode (query = support, "
                          "Xq = yq = None) and the same inputs for every task")
@@ -408,7 +408,7 @@ def shared_inputs(tasks):
 
 @single_threaded_blas
 def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_threads=None):
-    """Corollary 1 (squared loss, shared inputs, SPEC §7): bound = R·ε + 2R̄·repr(R), with
+    """Corollary 1 (squared loss, shared inputs, theory.md §7): bound = R·ε + 2R̄·repr(R), with
     u computed as Δ (never as the ratio); ‖W‖_ρ reported as w_norm_tight."""
     _check_one_step(inner_steps)
     problem = Problem(tasks, "squared", inner_lr, inner_steps, n_threads)
@@ -453,7 +453,7 @@ def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_s
                           measure="task", n_threads=None):
     """The functional derivative at ω, packed like the query rows, (Σ kq_i,):
     measure="task": l'(f_i(z_b), y_b) (for task i's own query distribution, Proposition 2);
-    measure="mixture": l'/p_i (for the mixture ρ of SPEC §6)."""
+    measure="mixture": l'/p_i (for the mixture ρ of theory.md §6)."""
     if measure not in ("task", "mixture"):
         raise ValueError(f"measure must be 'task' or 'mixture', got {measure!r}")
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)

@@ -1,4 +1,4 @@
-"""The per-sample losses of SPEC §2 as objects; the arithmetic is the kernels' point functions."""
+"""The per-sample losses of theory.md §2 as objects; the arithmetic is the kernels' point functions."""
 import math
 import numbers
 
@@ -50,7 +50,7 @@ class Loss:
 
 
 class Squared(Loss):
-    """l = (z - y)², l' = 2(z - y), l'' = 2 (not ½(z - y)²: SPEC §2)."""
+    """l = (z - y)², l' = 2(z - y), l'' = 2 (not ½(z - y)²: theory.md §2)."""
     name = "squared"
     code = SQUARED
 

@@ -1,4 +1,4 @@
-"""The exact global minimiser of the squared-loss MAML objective (SPEC §5).
+"""The exact global minimiser of the squared-loss MAML objective (theory.md §5).
 
 θ_i = A_i θ + b_i is affine, so L(θ) = Σ_i (p_i/kq_i) ‖Xq_i A_i θ − (yq_i − Xq_i b_i)‖² is a
 convex quadratic; θ* is the (minimum-norm) least-squares solution of the stacked system with
@@ -36,7 +36,7 @@ class MinimizerResult(tuple):
 
 def stacked_system(tasks, inner_lr, inner_steps, n_threads=1):
     """(M (N, d), t (N,)): the rows √(p_i/kq_i) Xq_i A_i and targets √(p_i/kq_i)(yq_i − Xq_i b_i)
-    of SPEC §5, float64, built by the compiled kernel in parallel over tasks."""
+    of theory.md §5, float64, built by the compiled kernel in parallel over tasks."""
     N, d = tasks.total_query, tasks.d
     check_fits("the stacked least-squares matrix of global_minimizer", N * d * 8 * 2)
     M = np.empty((N, d))

@@ -1,4 +1,4 @@
-"""The MAML meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) and its exact gradient (SPEC §3).
+"""The MAML meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) and its exact gradient (theory.md §3).
 
 Validation, allocation and thread policy; the arithmetic is in the compiled kernels.
 """

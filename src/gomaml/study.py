@@ -407,9 +407,10 @@ def _thresholds(ax, rows):
     """Vertical lines at N_query and N_rows."""
     if not rows:
         return
-    for x, name in ((rows[0]["N_query"], "N_query"), (rows[0]["N_rows"], "N_rows")):
+    for x, name, y in ((rows[0]["N_query"], "N_query", 0.99),
+                       (rows[0]["N_rows"], "N_rows", 0.93)):
         ax.axvline(x, color="grey", lw=0.8, ls="--")
-        ax.annotate(f" {name}", (x, 1), xycoords=("data", "axes fraction"), va="top",
+        ax.annotate(f" {name} = {x}", (x, y), xycoords=("data", "axes fraction"), va="top",
                     fontsize=7, color="grey")
 
 

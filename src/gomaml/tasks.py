@@ -1,4 +1,4 @@
-"""Tasks: the support and query sets of n tasks in the packed layout of SPEC §1.
+"""Tasks: the support and query sets of n tasks in the packed layout of theory.md §1.
 
 All data validation happens here, once; kernel calls check only theta.
 """

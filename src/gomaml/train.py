@@ -1,4 +1,4 @@
-"""Gradient descent on the meta-objective to an ε-stationary point (SPEC §4).
+"""Gradient descent on the meta-objective to an ε-stationary point (theory.md §4).
 
 Full batch: θ ← θ − α ∇L(θ), α chosen by backtracking on L unless outer_lr is given.
 Mini-batch (batch_size=B): MAML's Algorithm 1, B tasks sampled without replacement and

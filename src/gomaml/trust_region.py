@@ -1,4 +1,4 @@
-"""Ball-constrained least squares  min_{‖v‖ ≤ R} ‖A v − c‖₂  (SPEC §6's representation term).
+"""Ball-constrained least squares  min_{‖v‖ ≤ R} ‖A v − c‖₂  (theory.md §6's representation term).
 
 Two solvers share one small-problem core:
 * exact: an SVD of a dense A, then a secular equation on the damping λ for each R;
@@ -66,7 +66,7 @@ class SVDCore:
 
 def minimize_bound(core_residual, free_norm, eps, w_norm):
     """R ≥ 0 minimising R·eps + w_norm·repr(R) (convex; repr constant beyond free_norm).
-    Edge cases of SPEC §6: w_norm = 0 -> R = 0; eps = 0 -> R = free_norm."""
+    Edge cases of theory.md §6: w_norm = 0 -> R = 0; eps = 0 -> R = free_norm."""
     if w_norm == 0:
         return 0.0
     if eps == 0:
