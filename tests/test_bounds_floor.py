@@ -54,7 +54,7 @@ def test_R0_and_floor_against_a_dense_pseudo_inverse(loss, d):
     R0, floor = np.linalg.norm(v0), np.linalg.norm(A @ v0 - c)
     for solver in ("exact", "matrix_free"):
         rep = gomaml.optimality_bound(omega, tasks, loss=loss, inner_lr=eta, comparator=dag,
-                                      solver=solver, tol=1e-12)
+                                      solver=solver, tol=1e-12, converge_floor=True)
         assert rep.R0 == pytest.approx(R0, rel=1e-8)
         assert abs(rep.repr_floor - floor) <= 1e-8 * np.linalg.norm(c)
         assert rep.bound_R0 == pytest.approx(rep.R0 * rep.eps + rep.w_norm * rep.repr_floor,
@@ -95,14 +95,31 @@ def test_rich_features_reach_a_zero_floor_but_same_data_does_not():
     A, c = pair_system(omega, gomaml.global_minimizer(tasks, inner_lr=0.3)[0], tasks,
                        "squared", 0.3)
     for solver in ("exact", "matrix_free"):
-        rep = gomaml.optimality_bound(omega, tasks, inner_lr=0.3, solver=solver)
+        rep = gomaml.optimality_bound(omega, tasks, inner_lr=0.3, solver=solver,
+                                      converge_floor=True)
         assert rep.repr_floor <= 1e-10 * np.linalg.norm(c)
         assert rep.bound_R0 == pytest.approx(rep.R0 * rep.eps, rel=1e-8)
     same = random_tasks(rng, n, ks, kq, d, same=True)
     omega = rng.normal(size=d)
     A, c = pair_system(omega, gomaml.global_minimizer(same, inner_lr=0.3)[0], same,
                        "squared", 0.3)
-    floors = [gomaml.optimality_bound(omega, same, inner_lr=0.3, solver=s).repr_floor
+    floors = [gomaml.optimality_bound(omega, same, inner_lr=0.3, solver=s,
+                                      converge_floor=True).repr_floor
               for s in ("exact", "matrix_free")]
     assert min(floors) > 1e-6 * np.linalg.norm(c)
     assert floors[1] == pytest.approx(floors[0], rel=1e-6)
+
+
+def test_without_converge_floor_the_matrix_free_terms_are_still_valid():
+    rng = np.random.default_rng(11)
+    tasks = random_tasks(rng, 6, 4, 4, 30)       # 96 pairs > d = 30: a positive floor
+    omega, dag = rng.normal(size=30), rng.normal(size=30)
+    exact = gomaml.optimality_bound(omega, tasks, inner_lr=0.3, comparator=dag, solver="exact")
+    quick = gomaml.optimality_bound(omega, tasks, inner_lr=0.3, comparator=dag,
+                                    solver="matrix_free", tol=1e-3)
+    assert exact.repr_floor > 0
+    assert quick.repr_floor >= exact.repr_floor * (1 - 1e-9)     # an upper bound of the floor
+    assert quick.bound_R0 >= quick.linear_term                     # still a valid bound
+    assert quick.bound == pytest.approx(exact.bound, rel=1e-2)
+    with pytest.raises(TypeError, match="converge_floor"):
+        gomaml.optimality_bound(omega, tasks, inner_lr=0.3, comparator=dag, converge_floor=1)

@@ -17,8 +17,9 @@ from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, 
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
 # solver="auto": the exact solver while its cheaper route (exact_route) needs at most this
-# many flops and bytes. Measured here (bench/bounds_table.py --study): the exact SVD ran at
-# ~4 GFlop/s and the span route's QR faster; below this the exact solver beat Golub–Kahan
+# many flops and bytes. Measured here (bench/bound_solvers.py, the default study's setting):
+# the exact routes beat Golub–Kahan 6–35x at every d from 64 to 65536; the direct SVD runs at
+# ~4 GFlop/s, so 2e10 flops is ~5 s, about what a few hundred Golub–Kahan iterations take
 _EXACT_MAX_FLOPS = 2e10
 _EXACT_MAX_BYTES = 1 << 30
 # the span route takes the training points' Gram Cholesky factor below this condition estimate
@@ -277,13 +278,16 @@ def pair_gradient(omega, tasks, *, loss="squared", inner_lr=0.1, n_threads=None)
     return op.rmatvec(op.pair_values(l1 / tasks.weights[task_of_q]))
 
 
-def _reported_value(R, eps, w_norm, c_norm):
-    """What the matrix-free solver must converge: the bound at the R that will be used, R0
-    and the floor (to 1e-14·‖c‖, below which it is rounding)."""
+def _reported_value(R, eps, w_norm, c_norm, converge_floor):
+    """What the matrix-free solver must converge: the bound at the R that will be used, and
+    with converge_floor also R0 and the floor (to 1e-14·‖c‖, below which it is rounding)."""
     def value(core):
         r = minimize_bound(core.residual, core.free_norm, eps, w_norm) if R is None else R
+        bound = r * eps + w_norm * core.residual(r)
+        if not converge_floor:
+            return bound
         floor = core.residual(core.free_norm)
-        return r * eps + w_norm * core.residual(r), core.free_norm, floor + 1e-14 * c_norm
+        return bound, core.free_norm, floor + 1e-14 * c_norm
     return value
 
 
@@ -334,9 +338,16 @@ def _bound_terms(solver, R, eps, w_norm):
 
 @single_threaded_blas
 def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
-                     comparator=None, R="auto", solver="auto", tol=1e-8, n_threads=None):
+                     comparator=None, R="auto", solver="auto", tol=1e-8,
+                     converge_floor=False, n_threads=None):
     """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (theory.md §6). Returns a
-    BoundReport. comparator: θ† (d,), default the exact minimiser (squared loss only)."""
+    BoundReport. comparator: θ† (d,), default the exact minimiser (squared loss only).
+
+    repr_floor, R0 and bound_R0 (theory.md §8) are exact with the exact solver. The
+    matrix-free solver iterates until the bound converges, and with converge_floor=True also
+    until R0 and the floor do (which can take many more iterations when the floor is not 0);
+    without it they are those of its Krylov space: repr_floor an upper bound of the floor and
+    bound_R0 still a valid bound."""
     _check_one_step(inner_steps)
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
     omega = problem.theta(omega, "omega")
@@ -355,13 +366,18 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
     else:
         theta_dag = problem.theta(comparator, "comparator")
         kind = "user"
-    return theorem1_report(problem, omega, theta_dag, kind, R=R, solver=solver, tol=tol)
+    if not isinstance(converge_floor, (bool, np.bool_)):
+        raise TypeError(f"converge_floor must be True or False, got {converge_floor!r}")
+    return theorem1_report(problem, omega, theta_dag, kind, R=R, solver=solver, tol=tol,
+                           converge_floor=bool(converge_floor))
 
 
 @single_threaded_blas
-def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", tol=1e-8):
+def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", tol=1e-8,
+                    converge_floor=True):
     """The BoundReport of Theorem 1 at ω against the comparator θ† (validated arguments;
-    kind "closed_form" when θ† is the exact minimiser). R None: minimise the bound."""
+    kind "closed_form" when θ† is the exact minimiser). R None: minimise the bound.
+    converge_floor: as optimality_bound's (the study asks for the floor)."""
     tasks = problem.tasks
     kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
     L_omega, grad = meta_loss_grad(omega, tasks, **kw)
@@ -382,7 +398,7 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
         return A, c[index]
 
     solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol,
-                        _reported_value(R, eps, w_norm, norm(c)), op.n_points)
+                        _reported_value(R, eps, w_norm, norm(c), converge_floor), op.n_points)
     return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, w_norm=w_norm,
                        **_bound_terms(solv, R, eps, w_norm), comparator_kind=kind,
                        exact=kind == "closed_form", n_pairs=n_pairs, n_dropped=n_dropped,
@@ -439,7 +455,7 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
     rmatvec = lambda r: (Xk.T @ r - (2 * eta / k) * (X.T @ (X @ (Xk.T @ r)))) / np.sqrt(k)
     w_norm = 2 * R_bar
     solv = _make_solver("auto", lambda span: (XK(), c), matvec, rmatvec, c, d, int(keep.sum()),
-                        1e-10, _reported_value(R, eps, w_norm, norm(c)))
+                        1e-10, _reported_value(R, eps, w_norm, norm(c), True))
     return BoundReport(gap=L_omega - L_star, linear_term=linear, eps=eps, w_norm=w_norm,
                        **_bound_terms(solv, R, eps, w_norm), comparator_kind="closed_form",
                        exact=True, n_pairs=int(keep.sum()), n_dropped=int((~keep).sum()),
