@@ -103,3 +103,15 @@ def test_study_rows_are_identical_for_any_omp_and_blas_threads(tmp_path):
             results.append(without_timing(read_rows(out)))
     for rows in results[1:]:
         assert rows == results[0]
+
+
+def test_memory_checks_name_what_and_how_much(monkeypatch):
+    from gomaml import _memory, features, synthetic
+    from gomaml.trust_region import GolubKahanSolver
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1 << 20)     # 1 MiB left
+    raw = synthetic.linear_regression(3, 4, 4, 5, seed=0)
+    fmap = features.RandomReLU(100_000, seed=0).fit(5)
+    with pytest.raises(MemoryError, match=r"feature matrices .* about 18\.3 MiB"):
+        raw.to_tasks(fmap)
+    with pytest.raises(MemoryError, match=r"Krylov bases .* about .*MiB"):
+        GolubKahanSolver(lambda x: np.ones(50_000), lambda r: np.ones(10), np.ones(50_000), 10)

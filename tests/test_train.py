@@ -204,7 +204,9 @@ def test_checkpoints_are_written_during_training_and_at_the_end(rng, tmp_path):
 
     def watch(it, theta, L, g):
         if ckpt.exists():
-            seen.append(gomaml.FitResult.load(ckpt).n_iter)
+            snap = gomaml.FitResult.load(ckpt)
+            assert snap.config["step"] > 0           # never "step None", also the first one
+            seen.append(snap.n_iter)
 
     res = gomaml.fit(tasks, inner_lr=0.2, tol=1e-10, max_iter=30, checkpoint=ckpt,
                      checkpoint_every=1e-9, callback=watch)
@@ -261,7 +263,8 @@ def test_corrupt_fit_result_files_are_value_errors_naming_the_file(rng, tmp_path
     np.savez(tmp_path / "step.npz", theta=np.zeros(3), meta=np.array(json.dumps(
         {"loss": 1.0, "grad_norm": 1.0, "n_iter": 2, "converged": False, "message": "",
          "wall_time": 0.0, "config": {"step": -1.0}})))
-    for name in list(cases) + ["keys.npz", "negative.npz", "step.npz"]:
+    np.savez(tmp_path / "json.npz", theta=np.zeros(3), meta=np.array("{not json"))
+    for name in list(cases) + ["keys.npz", "negative.npz", "step.npz", "json.npz"]:
         with pytest.raises(ValueError, match=re.escape(str(tmp_path / name))):
             gomaml.FitResult.load(tmp_path / name)
     with pytest.raises(FileNotFoundError):

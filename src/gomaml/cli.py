@@ -306,13 +306,17 @@ def build_parser():
     from gomaml.study import DEFAULT_CONFIG, DEFAULT_OUT
     p = sub.add_parser(
         "study", help="gap and Theorem 1's bound against the feature dimension (main job)",
-        description="Train MAML at each feature dimension d and evaluate Theorem 1 against "
-                    "the exact global minimiser. With no arguments: the documented default "
+        description="Train MAML for each seed and feature dimension d and evaluate Theorem 1 "
+                    "against the exact global minimiser, with the representation floor, "
+                    "across the interpolation threshold (d = N_query) and the representation "
+                    "threshold (d ~ N_rows); docs/theory.md explains every column. With no "
+                    "arguments: the documented default "
                     f"({json.dumps(DEFAULT_CONFIG)}). Settings come from --config (TOML, top "
                     "level or a [study] table, keys as in the default) and then the flags. "
-                    "Rows are appended to OUT/rows.jsonl and OUT/rows.csv as each d finishes, "
-                    "with a plot in OUT/study.png; an interrupted study resumes when the same "
-                    "command is run again.")
+                    "Rows are appended to OUT/rows.jsonl and OUT/rows.csv as each (seed, d) "
+                    "finishes, the training paths to OUT/paths.jsonl, with a plot in "
+                    "OUT/study.png; the table shows medians over the seeds. An interrupted "
+                    "study resumes when the same command is run again.")
     p.add_argument("--config", help="TOML file of study settings")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--fresh", action="store_true", help="discard earlier rows and start over")
