@@ -57,6 +57,11 @@ class FeatureMap:
     def config(self):
         return {"name": self.name, "bias": self.bias, "seed": self.seed}
 
+    @property
+    def kernel(self):
+        """The kernel this map's Gram tends to as its random units grow (gomaml.kernels)."""
+        raise ValueError(f"{type(self).__name__} features have no kernel limit in gomaml")
+
 
 class Identity(FeatureMap):
     """φ(x) = x (and a bias column if asked)."""
@@ -67,6 +72,11 @@ class Identity(FeatureMap):
 
     def _map(self, X):
         return X
+
+    @property
+    def kernel(self):
+        from gomaml.kernels import Linear
+        return Linear(bias=self.bias)
 
 
 class RandomFourier(FeatureMap):
@@ -97,6 +107,11 @@ class RandomFourier(FeatureMap):
     def config(self):
         return dict(super().config(), n_features=self.D, bandwidth=self.bandwidth)
 
+    @property
+    def kernel(self):
+        from gomaml.kernels import RBF
+        return RBF(self.bandwidth, bias=self.bias)
+
 
 class RandomReLU(FeatureMap):
     """A wide two-layer network at initialisation: φ(x) = √(2/D)·max(0, Wx + b),
@@ -122,6 +137,47 @@ class RandomReLU(FeatureMap):
 
     def config(self):
         return dict(super().config(), n_features=self.D)
+
+    @property
+    def kernel(self):
+        from gomaml.kernels import ReLU
+        return ReLU(bias=self.bias)
+
+
+class NeuralTangent(FeatureMap):
+    """The first-layer gradient of a two-layer ReLU network at initialisation,
+    f(x) = (1/√m) Σ_j s_j max(0, w_jᵀx̃), x̃ = (x/√p, 1), w_j ~ N(0, I), s_j = ±1:
+    φ(x) = ∇_W f = (1/√m) [s_j 1{w_jᵀx̃ > 0} x̃]_j, d = m·(p + 1) (+ bias). Its Gram tends to
+    the NTK kernel. n_units: m."""
+    name = "ntk"
+
+    def __init__(self, n_units, *, bias=False, seed=0):
+        super().__init__(bias=bias, seed=seed)
+        if isinstance(n_units, bool) or not isinstance(n_units, numbers.Integral) \
+                or n_units < 1:
+            raise ValueError(f"n_units must be an int >= 1, got {n_units!r}")
+        self.m = int(n_units)
+
+    def _width(self):
+        return self.m * (self.input_dim + 1)
+
+    def _fit(self, rng):
+        self.W = rng.normal(size=(self.input_dim + 1, self.m))
+        self.s = rng.choice([-1.0, 1.0], size=self.m)
+
+    def _map(self, X):
+        p = self.input_dim
+        Xt = np.concatenate([X / np.sqrt(p), np.ones((X.shape[0], 1))], axis=1)
+        gate = (Xt @ self.W > 0) * (self.s / np.sqrt(self.m))          # (rows, m)
+        return (gate[:, :, None] * Xt[:, None, :]).reshape(X.shape[0], -1)
+
+    def config(self):
+        return dict(super().config(), n_units=self.m)
+
+    @property
+    def kernel(self):
+        from gomaml.kernels import NTK
+        return NTK(bias=self.bias)
 
 
 class Legendre(FeatureMap):
@@ -155,9 +211,10 @@ class Legendre(FeatureMap):
         return dict(super().config(), degree=self.degree, interval=list(self.interval))
 
 
-def make_feature_map(name, d, *, bandwidth=1.0, bias=False, seed=0, interval=(-5.0, 5.0)):
+def make_feature_map(name, d, *, bandwidth=1.0, bias=False, seed=0, interval=(-5.0, 5.0),
+                     input_dim=None):
     """A feature map of total dimension d (bias column included) by name: identity, rff,
-    relu, legendre."""
+    relu, ntk (d - bias a multiple of input_dim + 1), legendre."""
     width = d - bool(bias)
     if name == "identity":
         return Identity(bias=bias, seed=seed)
@@ -169,5 +226,15 @@ def make_feature_map(name, d, *, bandwidth=1.0, bias=False, seed=0, interval=(-5
         return RandomReLU(width, bias=bias, seed=seed)
     if name == "legendre":
         return Legendre(width - 1, interval=interval, bias=bias, seed=seed)
-    raise ValueError(f"features: unknown feature map {name!r}; expected one of identity, rff, "
-                     f"relu, legendre")
+    if name == "ntk":
+        if input_dim is None or width % (input_dim + 1):
+            raise ValueError(f"d: ntk features have d = units × (input_dim + 1){' + 1' if bias else ''}"
+                             f"; d = {d} does not fit input_dim = {input_dim}")
+        return NeuralTangent(width // (input_dim + 1), bias=bias, seed=seed)
+    raise ValueError(f"features: unknown feature map {name!r}; expected one of "
+                     f"{', '.join(FEATURE_MAPS)}")
+
+
+#: every feature map by name (the registry config checks and the CLI read)
+FEATURE_MAPS = {m.name: m for m in (Identity, RandomFourier, RandomReLU, NeuralTangent,
+                                    Legendre)}

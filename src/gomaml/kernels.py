@@ -1,0 +1,145 @@
+"""Kernels: the d → ∞ limits of the feature maps (docs/theory.md §11).
+
+A kernel is called on raw inputs, k(X, Y) -> (len(X), len(Y)); k(X) is k(X, X). Each is the
+limit of a random-feature map's Gram matrix φ(X)φ(Y)ᵀ as the number of random units grows
+(`FeatureMap.kernel`): Identity → Linear, RandomFourier → RBF, RandomReLU → ReLU (arc-cosine of
+order 1), NeuralTangent → NTK. With bias=True a constant 1 is added (the maps' bias column).
+
+Gram blocks are a BLAS product plus an elementwise pass, in blocks of rows (bounded memory),
+with BLAS on one thread: the same inputs give the same bits for any thread setting.
+"""
+import numbers
+
+import numpy as np
+
+from gomaml._linalg import single_threaded_blas
+
+_BLOCK_BYTES = 32 << 20          # per block of the output
+
+
+def _as_inputs(name, X, p=None):
+    try:
+        A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: cannot be read as a float array ({exc})") from None
+    if A.ndim == 1:
+        A = A[:, None]
+    if A.ndim != 2:
+        raise ValueError(f"{name}: expected an (m, p) array of inputs, got shape {A.shape}")
+    if p is not None and A.shape[1] != p:
+        raise ValueError(f"{name}: has p = {A.shape[1]} input columns, the other has {p}")
+    if not np.isfinite(A).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return A
+
+
+class Kernel:
+    """k(X, Y) on raw inputs; name and config() describe it."""
+    name = None
+
+    def __init__(self, *, bias=False):
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
+
+    @single_threaded_blas
+    def __call__(self, X, Y=None):
+        """The Gram block (len(X), len(Y)) (Y None: X)."""
+        X = _as_inputs("X", X)
+        Y = X if Y is None else _as_inputs("Y", Y, X.shape[1])
+        out = np.empty((X.shape[0], Y.shape[0]))
+        rows = max(1, _BLOCK_BYTES // (8 * max(Y.shape[0], 1)))
+        prep_y = self._prepare(Y)
+        for a in range(0, X.shape[0], rows):
+            out[a:a + rows] = self._block(self._prepare(X[a:a + rows]), prep_y)
+        if self.bias:
+            out += 1.0
+        return out
+
+    def _prepare(self, X):
+        return X
+
+    def config(self):
+        return {"name": self.name, "bias": self.bias}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class Linear(Kernel):
+    """k(x, y) = xᵀy: the identity feature map's Gram."""
+    name = "linear"
+
+    def _block(self, X, Y):
+        return X @ Y.T
+
+
+class RBF(Kernel):
+    """k(x, y) = exp(−‖x − y‖² / (2·bandwidth²)): random Fourier features' limit."""
+    name = "rbf"
+
+    def __init__(self, bandwidth=1.0, *, bias=False):
+        super().__init__(bias=bias)
+        if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
+            raise TypeError(f"bandwidth must be a number, got {bandwidth!r}")
+        if not (np.isfinite(bandwidth) and bandwidth > 0):
+            raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth!r}")
+        self.bandwidth = float(bandwidth)
+
+    def _prepare(self, X):
+        Xs = X / self.bandwidth
+        return Xs, np.einsum("ij,ij->i", Xs, Xs)
+
+    def _block(self, X, Y):
+        (x, nx), (y, ny) = X, Y
+        sq = nx[:, None] + ny[None, :] - 2.0 * (x @ y.T)
+        return np.exp(-0.5 * np.maximum(sq, 0.0))
+
+    def config(self):
+        return dict(super().config(), bandwidth=self.bandwidth)
+
+
+def _augmented(X):
+    """x̃ = (x/√p, 1) and ‖x̃‖: the inputs as the first layer of the ReLU maps sees them."""
+    p = X.shape[1]
+    Xt = np.concatenate([X / np.sqrt(p), np.ones((X.shape[0], 1))], axis=1)
+    return Xt, np.sqrt(np.einsum("ij,ij->i", Xt, Xt))
+
+
+def _cos_angle(X, Y):
+    (x, nx), (y, ny) = X, Y
+    dot = x @ y.T
+    return dot, np.clip(dot / (nx[:, None] * ny[None, :]), -1.0, 1.0)
+
+
+class ReLU(Kernel):
+    """The arc-cosine kernel of order 1 on x̃ = (x/√p, 1): k = (‖x̃‖‖ỹ‖/π)(sin t + (π − t) cos t),
+    t the angle between x̃ and ỹ: random ReLU features' limit."""
+    name = "relu"
+
+    def _prepare(self, X):
+        return _augmented(X)
+
+    def _block(self, X, Y):
+        dot, c = _cos_angle(X, Y)
+        t = np.arccos(c)
+        norms = X[1][:, None] * Y[1][None, :]
+        return norms / np.pi * (np.sqrt(1.0 - c * c) + (np.pi - t) * c)
+
+
+class NTK(Kernel):
+    """The neural tangent kernel of a two-layer ReLU network's first layer on x̃ = (x/√p, 1):
+    k = x̃ᵀỹ (π − t)/(2π): NeuralTangent features' limit."""
+    name = "ntk"
+
+    def _prepare(self, X):
+        return _augmented(X)
+
+    def _block(self, X, Y):
+        dot, c = _cos_angle(X, Y)
+        return dot * (np.pi - np.arccos(c)) / (2 * np.pi)
+
+
+#: every kernel by name (the registry config checks and the CLI read)
+KERNELS = {k.name: k for k in (Linear, RBF, ReLU, NTK)}
