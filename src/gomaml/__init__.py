@@ -9,6 +9,8 @@ from gomaml.objective import (NumericalOverflowError, meta_loss_grad, meta_loss,
                               task_losses, predict)
 from gomaml.train import fit, FitResult, DivergenceError
 from gomaml.minimizer import global_minimizer
+from gomaml.kernel_tasks import KernelTasks
+from gomaml import kernels
 from gomaml.bounds import (optimality_bound, corollary1_bound, functional_derivative,
                            BoundReport)
 
@@ -17,4 +19,5 @@ __all__ = [
     "meta_loss_grad", "meta_loss", "adapt", "task_losses", "predict",
     "fit", "FitResult", "DivergenceError", "NumericalOverflowError", "global_minimizer",
     "optimality_bound", "corollary1_bound", "functional_derivative", "BoundReport",
+    "KernelTasks", "kernels",
 ]

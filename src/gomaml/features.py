@@ -39,11 +39,7 @@ class FeatureMap:
         """φ(X): (m, p) inputs -> (m, d) features of the given dtype, computed in chunks."""
         if self.input_dim is None:
             raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) before transform")
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1 and self.input_dim == 1:
-            X = X[:, None]
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ValueError(f"X: expected shape (m, {self.input_dim}), got {X.shape}")
+        X = self._check_inputs(X)
         m, d = X.shape[0], self.n_features
         out = np.empty((m, d), dtype=dtype)
         rows = max(1, _CHUNK_BYTES // (8 * max(d, 1)))
@@ -56,6 +52,41 @@ class FeatureMap:
 
     def config(self):
         return {"name": self.name, "bias": self.bias, "seed": self.seed}
+
+    def _units(self):
+        """(number of random units, columns per unit): the blocks gram() accumulates over."""
+        return 1, self._width()
+
+    def _map_units(self, X, lo, hi):
+        """The feature columns of units lo:hi for inputs X (m, p)."""
+        return self._map(X)
+
+    def gram(self, X, Y=None, *, chunk_bytes=_CHUNK_BYTES):
+        """φ(X) φ(Y)ᵀ exactly, accumulated over chunks of random units so that φ is never
+        held whole: memory O((len(X) + len(Y)) · chunk) however large d is."""
+        if self.input_dim is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) before gram")
+        X = self._check_inputs(X)
+        Y = X if Y is None else self._check_inputs(Y)
+        n_units, per_unit = self._units()
+        step = max(1, chunk_bytes // (8 * per_unit * (X.shape[0] + Y.shape[0])))
+        out = np.zeros((X.shape[0], Y.shape[0]))
+        for lo in range(0, n_units, step):
+            hi = min(n_units, lo + step)
+            fx = self._map_units(X, lo, hi)
+            fy = fx if Y is X else self._map_units(Y, lo, hi)
+            out += fx @ fy.T
+        if self.bias:
+            out += 1.0
+        return out
+
+    def _check_inputs(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1 and self.input_dim == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            raise ValueError(f"X: expected shape (m, {self.input_dim}), got {X.shape}")
+        return X
 
     @property
     def kernel(self):
@@ -102,7 +133,13 @@ class RandomFourier(FeatureMap):
         self.b = rng.uniform(0, 2 * np.pi, size=self.D)
 
     def _map(self, X):
-        return np.sqrt(2.0 / self.D) * np.cos(X @ self.W + self.b)
+        return self._map_units(X, 0, self.D)
+
+    def _units(self):
+        return self.D, 1
+
+    def _map_units(self, X, lo, hi):
+        return np.sqrt(2.0 / self.D) * np.cos(X @ self.W[:, lo:hi] + self.b[lo:hi])
 
     def config(self):
         return dict(super().config(), n_features=self.D, bandwidth=self.bandwidth)
@@ -133,7 +170,13 @@ class RandomReLU(FeatureMap):
         self.b = rng.normal(size=self.D)
 
     def _map(self, X):
-        return np.sqrt(2.0 / self.D) * np.maximum(X @ self.W + self.b, 0.0)
+        return self._map_units(X, 0, self.D)
+
+    def _units(self):
+        return self.D, 1
+
+    def _map_units(self, X, lo, hi):
+        return np.sqrt(2.0 / self.D) * np.maximum(X @ self.W[:, lo:hi] + self.b[lo:hi], 0.0)
 
     def config(self):
         return dict(super().config(), n_features=self.D)
@@ -166,9 +209,15 @@ class NeuralTangent(FeatureMap):
         self.s = rng.choice([-1.0, 1.0], size=self.m)
 
     def _map(self, X):
+        return self._map_units(X, 0, self.m)
+
+    def _units(self):
+        return self.m, self.input_dim + 1
+
+    def _map_units(self, X, lo, hi):
         p = self.input_dim
         Xt = np.concatenate([X / np.sqrt(p), np.ones((X.shape[0], 1))], axis=1)
-        gate = (Xt @ self.W > 0) * (self.s / np.sqrt(self.m))          # (rows, m)
+        gate = (Xt @ self.W[:, lo:hi] > 0) * (self.s[lo:hi] / np.sqrt(self.m))
         return (gate[:, :, None] * Xt[:, None, :]).reshape(X.shape[0], -1)
 
     def config(self):
