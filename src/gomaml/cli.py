@@ -39,6 +39,23 @@ def _ints(text):
     return values
 
 
+def _dims(text):
+    """Feature dimensions: comma-separated integers, and inf for the kernel itself."""
+    values = []
+    for v in (v.strip() for v in text.split(",") if v.strip()):
+        if v.lower() in ("inf", "infinity", "∞"):
+            values.append(float("inf"))
+            continue
+        try:
+            values.append(int(v))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers or inf, "
+                                             f"got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one dimension")
+    return values
+
+
 def _names(text):
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -47,7 +64,8 @@ def _names(text):
 STUDY_FLAGS = [  # (flag, config key, type, help)
     ("--family", "family", str, "task family: sinusoid, linear, logistic"),
     ("--loss", "loss", str, "squared, logistic (with the logistic family), pseudo_huber"),
-    ("--d", "d", _ints, "feature dimensions, comma-separated (e.g. 8,64,512)"),
+    ("--d", "d", _dims, "feature dimensions, comma-separated; inf is the kernel itself "
+                        "(e.g. 8,64,512,inf); d >= N_rows runs in kernel form"),
     ("--inner-lr", "inner_lr", float, "inner step size η"),
     ("--inner-steps", "inner_steps", int, "inner steps (the bound needs 1)"),
     ("--n-tasks", "n_tasks", int, "meta-training tasks"),
@@ -56,7 +74,9 @@ STUDY_FLAGS = [  # (flag, config key, type, help)
     ("--k-query", "k_query", int, "query points per task"),
     ("--noise", "noise", float, "label noise"),
     ("--input-dim", "input_dim", int, "raw input dimension (linear, logistic)"),
-    ("--features", "features", str, "identity, rff, relu, legendre"),
+    ("--features", "features", str, "identity, rff, relu, ntk, legendre"),
+    ("--backend", "backend", str, "auto (kernel form from d >= N_rows: the same numbers, "
+                                  "faster), features, kernel"),
     ("--bandwidth", "bandwidth", float, "RBF bandwidth of the random Fourier features"),
     ("--seeds", "seeds", _ints, "seeds, comma-separated: each gives the training data, the "
                                 "held-out data and the features from three independent "
@@ -303,6 +323,7 @@ def build_parser():
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
+    from gomaml._json import json_safe
     from gomaml.study import DEFAULT_CONFIG, DEFAULT_OUT
     p = sub.add_parser(
         "study", help="gap and Theorem 1's bound against the feature dimension (main job)",
@@ -311,7 +332,8 @@ def build_parser():
                     "across the interpolation threshold (d = N_query) and the representation "
                     "threshold (d ~ N_rows); docs/theory.md explains every column. With no "
                     "arguments: the documented default "
-                    f"({json.dumps(DEFAULT_CONFIG)}). Settings come from --config (TOML, top "
+                    f"({json.dumps(json_safe(DEFAULT_CONFIG))}). Settings come from --config "
+                    "(TOML, top "
                     "level or a [study] table, keys as in the default) and then the flags. "
                     "Rows are appended to OUT/rows.jsonl and OUT/rows.csv as each (seed, d) "
                     "finishes, the training paths to OUT/paths.jsonl, with a plot in "

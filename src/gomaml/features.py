@@ -59,7 +59,15 @@ class FeatureMap:
 
     def _map_units(self, X, lo, hi):
         """The feature columns of units lo:hi for inputs X (m, p)."""
+        return self._unit_scale() * self._raw_units(X, lo, hi)
+
+    def _raw_units(self, X, lo, hi):
+        """_map_units without the common factor _unit_scale() (which gram() applies once to
+        the product: fewer passes over the largest arrays)."""
         return self._map(X)
+
+    def _unit_scale(self):
+        return 1.0
 
     def gram(self, X, Y=None, *, chunk_bytes=_CHUNK_BYTES):
         """φ(X) φ(Y)ᵀ exactly, accumulated over chunks of random units so that φ is never
@@ -73,12 +81,37 @@ class FeatureMap:
         out = np.zeros((X.shape[0], Y.shape[0]))
         for lo in range(0, n_units, step):
             hi = min(n_units, lo + step)
-            fx = self._map_units(X, lo, hi)
-            fy = fx if Y is X else self._map_units(Y, lo, hi)
+            fx = self._raw_units(X, lo, hi)
+            fy = fx if Y is X else self._raw_units(Y, lo, hi)
             out += fx @ fy.T
+        out *= self._unit_scale() ** 2
         if self.bias:
             out += 1.0
         return out
+
+    def gram_parts(self, X, Y, blocks, *, chunk_bytes=_CHUNK_BYTES):
+        """(φ(X)φ(Y)ᵀ, [φ(X[a])φ(X[b])ᵀ for a, b in blocks]) in one pass over chunks of units:
+        the cross-Gram to Y and only the listed blocks of X's own Gram (slices a, b)."""
+        X, Y = self._check_inputs(X), self._check_inputs(Y)
+        n_units, per_unit = self._units()
+        step = max(1, chunk_bytes // (8 * per_unit * (X.shape[0] + Y.shape[0])))
+        cross = np.zeros((X.shape[0], Y.shape[0]))
+        parts = [np.zeros((a.stop - a.start, b.stop - b.start)) for a, b in blocks]
+        for lo in range(0, n_units, step):
+            hi = min(n_units, lo + step)
+            fx, fy = self._raw_units(X, lo, hi), self._raw_units(Y, lo, hi)
+            cross += fx @ fy.T
+            for out, (a, b) in zip(parts, blocks):
+                out += fx[a] @ fx[b].T
+        s2 = self._unit_scale() ** 2
+        cross *= s2
+        for out in parts:
+            out *= s2
+        if self.bias:
+            cross += 1.0
+            for out in parts:
+                out += 1.0
+        return cross, parts
 
     def _check_inputs(self, X):
         X = np.asarray(X, dtype=np.float64)
@@ -138,8 +171,13 @@ class RandomFourier(FeatureMap):
     def _units(self):
         return self.D, 1
 
-    def _map_units(self, X, lo, hi):
-        return np.sqrt(2.0 / self.D) * np.cos(X @ self.W[:, lo:hi] + self.b[lo:hi])
+    def _unit_scale(self):
+        return np.sqrt(2.0 / self.D)
+
+    def _raw_units(self, X, lo, hi):
+        z = X @ self.W[:, lo:hi]
+        z += self.b[lo:hi]
+        return np.cos(z, out=z)
 
     def config(self):
         return dict(super().config(), n_features=self.D, bandwidth=self.bandwidth)
@@ -175,8 +213,13 @@ class RandomReLU(FeatureMap):
     def _units(self):
         return self.D, 1
 
-    def _map_units(self, X, lo, hi):
-        return np.sqrt(2.0 / self.D) * np.maximum(X @ self.W[:, lo:hi] + self.b[lo:hi], 0.0)
+    def _unit_scale(self):
+        return np.sqrt(2.0 / self.D)
+
+    def _raw_units(self, X, lo, hi):
+        z = X @ self.W[:, lo:hi]
+        z += self.b[lo:hi]
+        return np.maximum(z, 0.0, out=z)
 
     def config(self):
         return dict(super().config(), n_features=self.D)
@@ -214,10 +257,13 @@ class NeuralTangent(FeatureMap):
     def _units(self):
         return self.m, self.input_dim + 1
 
-    def _map_units(self, X, lo, hi):
+    def _unit_scale(self):
+        return 1.0 / np.sqrt(self.m)
+
+    def _raw_units(self, X, lo, hi):
         p = self.input_dim
         Xt = np.concatenate([X / np.sqrt(p), np.ones((X.shape[0], 1))], axis=1)
-        gate = (Xt @ self.W[:, lo:hi] > 0) * (self.s[lo:hi] / np.sqrt(self.m))
+        gate = (Xt @ self.W[:, lo:hi] > 0) * self.s[lo:hi]
         return (gate[:, :, None] * Xt[:, None, :]).reshape(X.shape[0], -1)
 
     def config(self):

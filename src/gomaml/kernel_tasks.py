@@ -73,6 +73,7 @@ class KernelTasks:
             self.tasks = Tasks.from_packed(Psi[:Ns], ys_, s_ptr, Psi[Ns:], yq_, q_ptr,
                                            weights=raw.weights)
         self._U = U
+        self._new_gram = None
 
     # -- what it stands for ---------------------------------------------------------------
     @property
@@ -146,6 +147,13 @@ class KernelTasks:
         return self._adapted_values((fs, fx), self._k(Xs), ys, self._k(Xs, X),
                                     resolve_loss(loss), float(inner_lr), int(inner_steps))[1]
 
+    def _gram_parts(self, P, blocks):
+        """(k(P, training inputs), [k(P[a], P[b]) for a, b in blocks]): one pass over the
+        feature map's units (never the training features twice), or the kernel's formula."""
+        if isinstance(self.kernel, FeatureMap):
+            return self.kernel.gram_parts(P, self._distinct, blocks)
+        return self._k(P, self._distinct), [self._k(P[a], P[b]) for a, b in blocks]
+
     @single_threaded_blas
     def task_losses(self, theta, Xs, ys, Xq=None, yq=None, *, loss="squared", inner_lr=0.1,
                     inner_steps=1):
@@ -157,13 +165,26 @@ class KernelTasks:
                              f"tasks {self._p}")
         lossf = resolve_loss(loss)
         a = self.coefficients(theta)[self._first]
-        before, after = np.empty(new.n_tasks), np.empty(new.n_tasks)
-        for i in range(new.n_tasks):
-            S, ysi, Q, yqi = (np.asarray(v) for v in new.task(i))
-            fs = self._k(S, self._distinct) @ a
-            fq = self._k(Q, self._distinct) @ a
-            b, f = self._adapted_values((fs, fq), self._k(S), ysi, self._k(S, Q), lossf,
-                                        float(inner_lr), int(inner_steps))
+        Sx, sy, s_ptr, Qx, qy, q_ptr = new.packed()
+        same = new.same_data
+        off = 0 if same else Sx.shape[0]
+        spans = [(slice(s_ptr[i], s_ptr[i + 1]), slice(off + q_ptr[i], off + q_ptr[i + 1]))
+                 for i in range(new.n_tasks)]
+        key = new.content_hash()
+        if self._new_gram is None or self._new_gram[0] != key:
+            # the Gram blocks of the last new tasks are kept: several θ on the same held-out
+            # tasks cost one pass over the features
+            P = np.asarray(Sx) if same else np.concatenate([Sx, Qx])
+            blocks = [(S, S) for S, _ in spans] + [(S, Q) for S, Q in spans]
+            self._new_gram = (key,) + self._gram_parts(P, blocks)
+        _, cross, parts = self._new_gram
+        f0 = cross @ a
+        n = new.n_tasks
+        before, after = np.empty(n), np.empty(n)
+        for i, (S, Q) in enumerate(spans):
+            yqi = np.asarray(qy[q_ptr[i]:q_ptr[i + 1]])
+            b, f = self._adapted_values((f0[S], f0[Q]), parts[i], np.asarray(sy[S]),
+                                        parts[n + i], lossf, float(inner_lr), int(inner_steps))
             before[i] = np.mean(lossf.value(b, yqi))
             after[i] = np.mean(lossf.value(f, yqi))
         return before, after

@@ -27,7 +27,8 @@ from gomaml._json import json_safe
 from gomaml._progress import Progress
 from gomaml._version import __version__
 from gomaml.bounds import theorem1_report
-from gomaml.features import make_feature_map
+from gomaml.features import FEATURE_MAPS, make_feature_map
+from gomaml.kernel_tasks import KernelTasks
 from gomaml.minimizer import global_minimizer
 from gomaml.objective import Problem, meta_loss, task_losses
 from gomaml.synthetic import FAMILIES
@@ -50,7 +51,8 @@ DEFAULT_CONFIG = {
     "features": "relu",            # identity | rff | relu | legendre
     "bandwidth": 1.0,              # RBF bandwidth of the random Fourier features
     "bias": False,                 # append a constant feature
-    "d": [16, 32, 64, 100, 128, 200, 256, 512, 1024, 4096, 16384, 65536],
+    "d": [16, 32, 64, 100, 128, 200, 256, 512, 1024, 4096, 16384, 65536, 1_000_000,
+          math.inf],
     "loss": "squared",             # squared | logistic | pseudo_huber
     "inner_lr": 0.3,
     "inner_steps": 1,
@@ -60,6 +62,7 @@ DEFAULT_CONFIG = {
                                    # stopped by it depends on the machine (see stopped_by)
     "tol": 1e-8,                   # stop early at ‖∇L‖ <= tol
     "path_d": [32, 100, 256, 1024],  # d whose training path is bounded (first seed only)
+    "backend": "auto",             # auto (kernel form from d >= N_rows) | features | kernel
 }
 #: settings that do not change a row's numbers (not in its key)
 _NOT_IN_ROW = ("d", "seeds", "path_d")
@@ -102,15 +105,19 @@ def validate_config(cfg):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             value = float(value) if ok else value
         elif isinstance(want, list):
+            if key == "d" and isinstance(value, list):      # d = inf: the kernel itself
+                value = [math.inf if v in ("inf", math.inf) else v for v in value]
             ok = isinstance(value, list) and (bool(value) or key == "path_d") and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value)
+                (isinstance(v, int) and not isinstance(v, bool))
+                or (key == "d" and v == math.inf) for v in value)
         else:
             ok = isinstance(value, str)
         if not ok:
             raise ConfigError(f"study setting {key!r} must be like {want!r}, got {value!r}")
         out[key] = value
-    choices = {"family": FAMILIES, "features": ("identity", "rff", "relu", "legendre"),
-               "loss": ("squared", "logistic", "pseudo_huber")}
+    choices = {"family": FAMILIES, "features": tuple(FEATURE_MAPS),
+               "loss": ("squared", "logistic", "pseudo_huber"),
+               "backend": ("auto", "features", "kernel")}
     for key, allowed in choices.items():
         if out[key] not in allowed:
             raise ConfigError(f"study setting {key!r} must be one of {', '.join(allowed)}, "
@@ -152,10 +159,20 @@ def load_toml(path):
     return data.get("study", data)
 
 
+def _d_label(d):
+    """d as a row stores it: an int, or "inf" (JSON has no infinity)."""
+    return "inf" if math.isinf(d) else int(d)
+
+
+def d_value(d):
+    """d of a stored row or config as a number (math.inf for "inf")."""
+    return math.inf if d in ("inf", math.inf) else d
+
+
 def row_config(cfg, seed, d):
     """The configuration of one row: everything that determines its numbers."""
     row = {k: v for k, v in cfg.items() if k not in _NOT_IN_ROW}
-    row.update(seed=int(seed), d=int(d))
+    row.update(seed=int(seed), d=_d_label(d))
     return row
 
 
@@ -207,14 +224,38 @@ def run_row(cfg, seed, d, status=None, with_path=False):
     data_seed, test_seed, feature_seed = seed_streams(seed)
     train_raw = make_data(cfg, cfg["n_tasks"], data_seed)
     test_raw = make_data(cfg, cfg["n_test_tasks"], test_seed)
-    fmap = make_feature_map(cfg["features"], d, bandwidth=cfg["bandwidth"], bias=cfg["bias"],
-                            seed=feature_seed).fit(train_raw.Xs.shape[2])
-    if fmap.n_features != d:
+    p = train_raw.Xs.shape[2]
+    kw = dict(loss=cfg["loss"], inner_lr=cfg["inner_lr"], inner_steps=cfg["inner_steps"])
+    fmap = make_feature_map(cfg["features"], 1 if math.isinf(d) else d,
+                            bandwidth=cfg["bandwidth"], bias=cfg["bias"], seed=feature_seed,
+                            input_dim=p)
+    fmap.fit(p)
+    if not math.isinf(d) and fmap.n_features != d:
         raise ConfigError(f"features {cfg['features']!r} give d = {fmap.n_features} on this "
                           f"family's inputs, not the d = {d} asked for")
-    tasks = train_raw.to_tasks(fmap)
-    test_tasks = test_raw.to_tasks(fmap)
-    kw = dict(loss=cfg["loss"], inner_lr=cfg["inner_lr"], inner_steps=cfg["inner_steps"])
+    n_rows = cfg["n_tasks"] * (cfg["k_support"] + cfg["k_query"])
+    if cfg["backend"] == "features" and math.isinf(d):
+        raise ConfigError("d = inf needs the kernel form (backend 'auto' or 'kernel')")
+    if cfg["backend"] == "kernel" or (cfg["backend"] == "auto" and d >= n_rows):
+        # the kernel form (docs/theory.md §11): the same numbers at O(N_rows) per feature
+        backend = "kernel"
+        try:
+            kernel = fmap.kernel if math.isinf(d) else fmap
+        except ValueError as exc:
+            raise ConfigError(f"d = inf: {exc}") from None
+        kt = KernelTasks(train_raw.Xs, train_raw.ys, train_raw.Xq, train_raw.yq,
+                         kernel=kernel)
+        tasks = kt.tasks
+        raw_test = (test_raw.Xs, test_raw.ys, test_raw.Xq, test_raw.yq)
+        held_out = lambda theta: kt.task_losses(theta, *raw_test, **kw)
+        feature_rank = kt.rank
+    else:
+        backend = "features"
+        tasks = train_raw.to_tasks(fmap)
+        test_tasks = test_raw.to_tasks(fmap)
+        held_out = lambda theta: task_losses(theta, test_tasks, **kw)
+        Xs, _, _, Xq, _, _ = tasks.packed()
+        feature_rank = _numerical_rank(np.concatenate([Xs, Xq]).astype(np.float64))
     deadline = time.perf_counter() + cfg["time_budget"]
     marks = set(_path_iterations(cfg["max_iter"])) if with_path else set()
     snapshots = []
@@ -259,15 +300,14 @@ def run_row(cfg, seed, d, status=None, with_path=False):
             path.append({"iter": it, "eps": r.eps, "gap": r.gap, "linear_term": r.linear_term,
                          "bound": r.bound, "bound_R0": r.bound_R0})
     t_path = time.perf_counter() - t_path
-    before, after = task_losses(res.theta, test_tasks, **kw)
-    Xs, _, _, Xq, _, _ = tasks.packed()
-    rows = Xs if tasks.same_data else np.concatenate([Xs, Xq])
+    before, after = held_out(res.theta)
+    w_test = np.full(cfg["n_test_tasks"], 1.0 / cfg["n_test_tasks"])
     gap, bound = rep.get("gap"), rep.get("bound")
     row = {
-        "d": int(d), "seed": int(seed),
+        "d": _d_label(d), "seed": int(seed), "backend": backend,
         "N_query": tasks.total_query,
-        "N_rows": int(rows.shape[0]),
-        "feature_rank": _numerical_rank(np.asarray(rows, dtype=np.float64)),
+        "N_rows": n_rows,
+        "feature_rank": int(feature_rank),
         **minimizer,
         # measured, not assumed: the stacked system has full row rank N_query
         "interpolates": bool(minimizer.get("minimizer_rank") == tasks.total_query),
@@ -277,9 +317,9 @@ def run_row(cfg, seed, d, status=None, with_path=False):
         "comparator_kind": kind,
         "comparator_norm": float(np.linalg.norm(theta_dag)),
         "bound_over_gap": (bound / gap if isinstance(gap, float) and gap > 0 else math.nan),
-        "test_before_adaptation": float(test_tasks.weights @ before),
-        "test_loss": float(test_tasks.weights @ after),     # = L(ω) on the held-out tasks
-        "test_loss_comparator": float(meta_loss(theta_dag, test_tasks, **kw)),
+        "test_before_adaptation": float(w_test @ before),
+        "test_loss": float(w_test @ after),     # = L(ω) on the held-out tasks
+        "test_loss_comparator": float(w_test @ held_out(theta_dag)[1]),
         "train_seconds": t_train, "bound_seconds": t_bound,
         "path_seconds": t_path,
         "seconds": time.perf_counter() - t_start,
@@ -371,7 +411,7 @@ def medians(rows):
     n_seeds and the fields that differ between seeds' rows as they are."""
     by_d = {}
     for r in rows:
-        by_d.setdefault(r["d"], []).append(r)
+        by_d.setdefault(d_value(r["d"]), []).append(r)
     out = []
     for d in sorted(by_d):
         group = by_d[d]
@@ -393,7 +433,11 @@ def format_table(rows):
         for (key, _, fmt), w in zip(TABLE, widths):
             v = r.get(key)
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
-            cells.append(fmt.format(int(v) if key == "d" else v) if number else f"{'-':>{w}}")
+            if key == "d" and math.isinf(v):
+                cells.append(f"{'inf':>{w}}")
+            else:
+                cells.append(fmt.format(int(v) if key == "d" else v) if number
+                             else f"{'-':>{w}}")
         lines.append(" ".join(cells))
     return "\n".join(lines)
 
@@ -414,13 +458,13 @@ def _thresholds(ax, rows):
                     fontsize=7, color="grey")
 
 
-def _band(ax, rows, key, label, style, positive=True):
+def _band(ax, rows, key, label, style, positive=True, mark_infinity=False):
     """The median over seeds against d, with the range over seeds shaded."""
     by_d = {}
     for r in rows:
         v = r.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
-                (v > 0 or not positive):
+                (v > 0 or not positive) and not math.isinf(d_value(r["d"])):
             by_d.setdefault(r["d"], []).append(v)
     if not by_d:
         return
@@ -430,6 +474,12 @@ def _band(ax, rows, key, label, style, positive=True):
     if any(len(v) > 1 for v in by_d.values()):
         ax.fill_between(d, [min(by_d[x]) for x in d], [max(by_d[x]) for x in d],
                         color=line.get_color(), alpha=0.15, lw=0)
+    inf = [r.get(key) for r in rows if math.isinf(d_value(r["d"]))
+           and isinstance(r.get(key), float) and r.get(key) > 0]
+    if inf and mark_infinity:                  # d = ∞: the kernel's value, a marked level
+        level = float(np.median(inf))
+        ax.axhline(level, color=line.get_color(), lw=0.9, ls=(0, (1, 3)))
+        ax.plot([d[-1] * 2.5], [level], "*", color=line.get_color(), ms=9)
 
 
 def plot(rows, path, paths=()):
@@ -438,7 +488,7 @@ def plot(rows, path, paths=()):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = sorted(rows, key=lambda r: r["d"])
+    rows = sorted(rows, key=lambda r: d_value(r["d"]))
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     ax = axes[0, 0]
     for key, label, style in (("gap", "gap L(ω) − L(θ*)", "^-"),
@@ -447,7 +497,9 @@ def plot(rows, path, paths=()):
                               ("L_comparator", "L(θ*)", "v-"),
                               ("repr_floor", "repr floor", "d-"),
                               ("eps", "ε = ‖∇L(ω)‖", "x:")):
-        _band(ax, rows, key, label, style)
+        _band(ax, rows, key, label, style, mark_infinity=key in ("gap", "bound"))
+    if any(math.isinf(d_value(r["d"])) for r in rows):
+        ax.plot([], [], "k*", label="d = ∞ (kernel): dotted level and star")
     _thresholds(ax, rows)
     ax.set(xscale="log", yscale="log", xlabel="feature dimension d", ylabel="value",
            title="(a) Theorem 1's terms (median and range over seeds)")
@@ -496,7 +548,8 @@ def run_study(cfg, out=DEFAULT_OUT, *, fresh=False, progress=True, make_plot=Tru
     if store.discarded:
         print(f"discarded {store.discarded} torn line(s) at the end of {store.jsonl}",
               file=sys.stderr)
-    atomic_write(os.path.join(out, "config.json"), json.dumps(cfg, indent=2, sort_keys=True))
+    atomic_write(os.path.join(out, "config.json"),
+                 json.dumps(json_safe(cfg), indent=2, sort_keys=True))
     done, paths_done = store.keys(), path_store.keys()
     jobs = [(s, d) for s in cfg["seeds"] for d in cfg["d"]]
     todo = [(s, d) for s, d in jobs if row_key(row_config(cfg, s, d)) not in done]
@@ -528,8 +581,8 @@ def run_study(cfg, out=DEFAULT_OUT, *, fresh=False, progress=True, make_plot=Tru
     print(format_table(rows), file=stream)
     if make_plot and rows:
         paths = sorted((p for p in path_store.rows if p["key"] in wanted),
-                       key=lambda p: p["d"])
+                       key=lambda p: d_value(p["d"]))
         plot(rows, os.path.join(out, "study.png"), paths)
     print(f"\nmedians over seeds {cfg['seeds']}; rows: {store.jsonl} and {store.csv}"
           + (f"; plot: {os.path.join(out, 'study.png')}" if make_plot else ""), file=stream)
-    return sorted(rows, key=lambda r: (r["d"], r["seed"]))
+    return sorted(rows, key=lambda r: (d_value(r["d"]), r["seed"]))
