@@ -70,7 +70,7 @@ _NOT_IN_ROW = ("d", "seeds", "path_d")
 _RETIRED = {"data_seed": "seeds", "feature_seed": "seeds"}
 
 TABLE = [  # (column, header, format): medians over the seeds
-    ("d", "d", "{:>6}"), ("minimizer_rank", "rank", "{:>5.0f}"), ("n_iter", "iters", "{:>6.0f}"),
+    ("d", "d", "{:>7}"), ("minimizer_rank", "rank", "{:>5.0f}"), ("n_iter", "iters", "{:>6.0f}"),
     ("eps", "eps", "{:>8.1e}"), ("L_comparator", "L(θ*)", "{:>8.1e}"),
     ("gap", "gap", "{:>8.1e}"), ("bound", "bound", "{:>8.1e}"),
     ("bound_over_gap", "bnd/gap", "{:>8.3g}"), ("bound_R0", "bnd(R0)", "{:>8.1e}"),
