@@ -143,55 +143,9 @@ class Identity(FeatureMap):
         return Linear(bias=self.bias)
 
 
-class RandomFourier(FeatureMap):
-    """Random Fourier features of the RBF kernel k(x, x') = exp(−‖x − x'‖²/(2·bandwidth²)):
-    φ(x) = √(2/D)·cos(Wx + b), W ~ N(0, I/bandwidth²), b ~ U(0, 2π) (Rahimi & Recht)."""
-    name = "rff"
-
-    def __init__(self, n_features, *, bandwidth=1.0, bias=False, seed=0):
-        super().__init__(bias=bias, seed=seed)
-        if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) \
-                or n_features < 1:
-            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
-        if not (isinstance(bandwidth, numbers.Real) and np.isfinite(bandwidth)
-                and bandwidth > 0):
-            raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth!r}")
-        self.D, self.bandwidth = int(n_features), float(bandwidth)
-
-    def _width(self):
-        return self.D
-
-    def _fit(self, rng):
-        self.W = rng.normal(size=(self.input_dim, self.D)) / self.bandwidth
-        self.b = rng.uniform(0, 2 * np.pi, size=self.D)
-
-    def _map(self, X):
-        return self._map_units(X, 0, self.D)
-
-    def _units(self):
-        return self.D, 1
-
-    def _unit_scale(self):
-        return np.sqrt(2.0 / self.D)
-
-    def _raw_units(self, X, lo, hi):
-        z = X @ self.W[:, lo:hi]
-        z += self.b[lo:hi]
-        return np.cos(z, out=z)
-
-    def config(self):
-        return dict(super().config(), n_features=self.D, bandwidth=self.bandwidth)
-
-    @property
-    def kernel(self):
-        from gomaml.kernels import RBF
-        return RBF(self.bandwidth, bias=self.bias)
-
-
-class RandomReLU(FeatureMap):
-    """A wide two-layer network at initialisation: φ(x) = √(2/D)·max(0, Wx + b),
-    W ~ N(0, I/p), b ~ N(0, 1) (He scaling, so ‖φ(x)‖ stays O(‖x‖/√p + 1) as D grows)."""
-    name = "relu"
+class _RandomUnits(FeatureMap):
+    """D random units φ_j(x) = √(2/D)·act(w_jᵀx + b_j): weights drawn by _fit, the
+    activation by _activate (in place)."""
 
     def __init__(self, n_features, *, bias=False, seed=0):
         super().__init__(bias=bias, seed=seed)
@@ -203,10 +157,6 @@ class RandomReLU(FeatureMap):
     def _width(self):
         return self.D
 
-    def _fit(self, rng):
-        self.W = rng.normal(size=(self.input_dim, self.D)) / np.sqrt(self.input_dim)
-        self.b = rng.normal(size=self.D)
-
     def _map(self, X):
         return self._map_units(X, 0, self.D)
 
@@ -219,10 +169,53 @@ class RandomReLU(FeatureMap):
     def _raw_units(self, X, lo, hi):
         z = X @ self.W[:, lo:hi]
         z += self.b[lo:hi]
-        return np.maximum(z, 0.0, out=z)
+        return self._activate(z)
 
     def config(self):
         return dict(super().config(), n_features=self.D)
+
+
+class RandomFourier(_RandomUnits):
+    """Random Fourier features of the RBF kernel k(x, x') = exp(−‖x − x'‖²/(2·bandwidth²)):
+    φ(x) = √(2/D)·cos(Wx + b), W ~ N(0, I/bandwidth²), b ~ U(0, 2π) (Rahimi & Recht)."""
+    name = "rff"
+
+    def __init__(self, n_features, *, bandwidth=1.0, bias=False, seed=0):
+        super().__init__(n_features, bias=bias, seed=seed)
+        if not (isinstance(bandwidth, numbers.Real) and np.isfinite(bandwidth)
+                and bandwidth > 0):
+            raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth!r}")
+        self.bandwidth = float(bandwidth)
+
+    def _fit(self, rng):
+        self.W = rng.normal(size=(self.input_dim, self.D)) / self.bandwidth
+        self.b = rng.uniform(0, 2 * np.pi, size=self.D)
+
+    @staticmethod
+    def _activate(z):
+        return np.cos(z, out=z)
+
+    def config(self):
+        return dict(super().config(), bandwidth=self.bandwidth)
+
+    @property
+    def kernel(self):
+        from gomaml.kernels import RBF
+        return RBF(self.bandwidth, bias=self.bias)
+
+
+class RandomReLU(_RandomUnits):
+    """A wide two-layer network at initialisation: φ(x) = √(2/D)·max(0, Wx + b),
+    W ~ N(0, I/p), b ~ N(0, 1) (He scaling, so ‖φ(x)‖ stays O(‖x‖/√p + 1) as D grows)."""
+    name = "relu"
+
+    def _fit(self, rng):
+        self.W = rng.normal(size=(self.input_dim, self.D)) / np.sqrt(self.input_dim)
+        self.b = rng.normal(size=self.D)
+
+    @staticmethod
+    def _activate(z):
+        return np.maximum(z, 0.0, out=z)
 
     @property
     def kernel(self):
