@@ -137,3 +137,72 @@ def test_duplicate_inputs_share_rows_and_bad_arguments():
         gomaml.KernelTasks(X, np.ones((3, 2)), kernel=features.RandomReLU(10))
     with pytest.raises(ValueError, match=r"theta: expected shape"):
         kt.coefficients(np.ones(kt.rank + 1))
+
+
+def _aug(X):
+    Xt = np.hstack([X / np.sqrt(X.shape[1]), np.ones((len(X), 1))])
+    return Xt, np.linalg.norm(Xt, axis=1)
+
+
+def _angle(X, Y):
+    (a, na), (b, nb) = _aug(X), _aug(Y)
+    return a @ b.T, np.arccos(np.clip(a @ b.T / np.outer(na, nb), -1, 1)), np.outer(na, nb)
+
+
+INDEPENDENT = {   # the kernels' formulas written again, elementwise, for the check below
+    "rbf": (kernels.RBF(1.3), lambda X, Y: np.exp(
+        -((X[:, None, :] - Y[None, :, :]) ** 2).sum(-1) / (2 * 1.3 ** 2))),
+    "relu": (kernels.ReLU(), lambda X, Y: (lambda dot, t, nn: nn / np.pi * (
+        np.sin(t) + (np.pi - t) * np.cos(t)))(*_angle(X, Y))),
+    "ntk": (kernels.NTK(), lambda X, Y: (lambda dot, t, nn: dot * (np.pi - t)
+                                         / (2 * np.pi))(*_angle(X, Y))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEPENDENT))
+def test_infinite_width_against_an_independent_kernel_form(name):
+    # another Ψ (the symmetric square root of K, from the formula above) gives the same
+    # L, ‖∇L‖, L(θ*) and Theorem 1 terms: they depend on K alone
+    kernel, formula = INDEPENDENT[name]
+    Xs, ys, Xq, yq = raw_tasks(15, p=3)
+    kt = gomaml.KernelTasks(Xs, ys, Xq, yq, kernel=kernel)
+    U = np.concatenate(Xs + Xq)
+    K = formula(U, U)
+    lam, V = np.linalg.eigh(K)
+    Psi = (V * np.sqrt(np.clip(lam, 0, None))) @ V.T
+    ns = sum(len(x) for x in Xs)
+    sizes_s, sizes_q = [len(x) for x in Xs], [len(x) for x in Xq]
+    split = lambda A, sizes: np.split(A, np.cumsum(sizes)[:-1])
+    other = gomaml.Tasks(split(Psi[:ns], sizes_s), ys, split(Psi[ns:], sizes_q), yq)
+    a = np.random.default_rng(16).normal(size=len(U)) / len(U)
+    th_k, th_o = training_rows(kt.tasks).T @ a, Psi.T @ a
+    kw = dict(inner_lr=0.3)
+    Lk, gk = gomaml.meta_loss_grad(th_k, kt.tasks, **kw)
+    Lo, go = gomaml.meta_loss_grad(th_o, other, **kw)
+    assert rel(Lk, Lo) <= 1e-8 and rel(np.linalg.norm(gk), np.linalg.norm(go)) <= 1e-8
+    assert abs(gomaml.global_minimizer(kt.tasks, **kw)[1]
+               - gomaml.global_minimizer(other, **kw)[1]) <= 1e-8 * Lo
+    rk = gomaml.optimality_bound(th_k, kt.tasks, R=0.4, solver="exact", **kw)
+    ro = gomaml.optimality_bound(th_o, other, R=0.4, solver="exact", **kw)
+    for k in ("linear_term", "eps", "w_norm", "repr_error", "bound"):
+        assert rel(getattr(rk, k), getattr(ro, k)) <= 1e-8, k
+    assert abs(rk.gap - ro.gap) <= 1e-8 * ro.L_omega
+
+
+def test_corollary1_through_psi_over_the_distinct_inputs():
+    # Corollary 1's setting: same-data mode, every task on the same inputs. Ψ is built over
+    # the distinct inputs, so the tasks' rows stay equal and the corollary applies
+    rng = np.random.default_rng(17)
+    X = rng.normal(size=(5, 3))
+    Xs = [X.copy() for _ in range(4)]
+    ys = [rng.normal(size=5) for _ in range(4)]
+    fmap = features.RandomReLU(40, seed=18).fit(3)
+    feat = gomaml.Tasks([fmap.transform(x) for x in Xs], ys)
+    kt = gomaml.KernelTasks(Xs, ys, kernel=fmap)
+    assert kt.rank <= 5
+    a = rng.normal(size=kt.n_points) / 10
+    rf = gomaml.corollary1_bound(training_rows(feat).T @ a, feat, inner_lr=0.2, R=0.3)
+    rk = gomaml.corollary1_bound(training_rows(kt.tasks).T @ a, kt.tasks, inner_lr=0.2, R=0.3)
+    for k in ("linear_term", "eps", "w_norm", "w_norm_tight", "repr_error", "bound"):
+        assert rel(getattr(rk, k), getattr(rf, k)) <= 1e-9, k
+    assert abs(rk.gap - rf.gap) <= 1e-9 * rf.L_omega
