@@ -82,3 +82,20 @@ def test_bad_kernel_arguments():
         kernels.Linear()(np.ones((2, 3)), np.ones((2, 2)))
     with pytest.raises(ValueError, match="X: contains NaN"):
         kernels.NTK()(np.array([[np.nan, 1.0]]))
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_typed_elementwise_pass_is_identical_for_any_thread_count(kind):
+    from gomaml import _kernels
+    X = inputs(8, 300, 4)
+    G = X @ X.T
+    n = np.linalg.norm(X, axis=1)
+    norms = n * n if kind == _kernels.KERNEL_RBF else n
+    out = []
+    for threads in (1, 2, 3):
+        A = G.copy()
+        _kernels.gram_finish(A, norms, norms, kind, threads)
+        out.append(A)
+    assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2])
+    with pytest.raises(ValueError, match="gram_finish"):
+        _kernels.gram_finish(G.copy(), norms[:-1], norms, kind, 1)

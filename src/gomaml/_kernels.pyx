@@ -9,7 +9,7 @@
 # `block_grad`, and the caller adds the rows in a fixed order. Any n_threads gives the same bits.
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
-from libc.math cimport sqrt
+from libc.math cimport sqrt, exp, acos
 from libc.string cimport memcpy, memset
 from cython cimport floating
 
@@ -326,3 +326,39 @@ def stacked_rows(const floating[:, ::1] Xs, const floating[::1] ys, const int64_
                          sqrt(weights[i] / (q_ptr[i + 1] - q_ptr[i])), inner_lr,
                          inner_steps, base, &M[q_ptr[i], 0], &t[q_ptr[i]],
                          base + d, base + 2 * d, base + 3 * d)
+
+
+# ---- Gram blocks of the kernels (kernels.py): the elementwise pass after a BLAS product ----
+cdef enum:
+    GRAM_RBF = 0     # exp(-0.5·max(nx + ny - 2·G, 0))          (G = x·y of scaled inputs)
+    GRAM_RELU = 1    # (nx·ny/π)(sin t + (π - t) cos t), cos t = G/(nx·ny)   (arc-cosine, 1)
+    GRAM_NTK = 2     # G·(π - t)/(2π)
+KERNEL_RBF, KERNEL_RELU, KERNEL_NTK = GRAM_RBF, GRAM_RELU, GRAM_NTK
+
+
+def gram_finish(double[:, ::1] G, const double[::1] nx, const double[::1] ny, int kind,
+                int n_threads):
+    """Turn the inner products G (m, k) into the kernel's values in place, parallel over
+    rows (elementwise: the same bits for any thread count). nx, ny: squared norms (RBF) or
+    norms (ReLU, NTK) of the rows of X and Y."""
+    cdef Py_ssize_t m = G.shape[0], k = G.shape[1], i, j
+    cdef double c, t, g, nn
+    cdef double pi = 3.141592653589793
+    if nx.shape[0] != m or ny.shape[0] != k or kind < 0 or kind > 2 or n_threads < 1:
+        raise ValueError("gram_finish: bad shapes, kind or n_threads")
+    with nogil:
+        for i in prange(m, num_threads=n_threads, schedule="static"):
+            for j in range(k):
+                g = G[i, j]
+                if kind == GRAM_RBF:
+                    t = nx[i] + ny[j] - 2.0 * g
+                    G[i, j] = exp(-0.5 * (t if t > 0.0 else 0.0))
+                else:
+                    nn = nx[i] * ny[j]
+                    c = g / nn if nn > 0.0 else 0.0
+                    c = 1.0 if c > 1.0 else (-1.0 if c < -1.0 else c)
+                    t = acos(c)
+                    if kind == GRAM_RELU:
+                        G[i, j] = nn / pi * (sqrt(1.0 - c * c) + (pi - t) * c)
+                    else:
+                        G[i, j] = g * (pi - t) / (2.0 * pi)

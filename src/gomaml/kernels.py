@@ -5,14 +5,16 @@ limit of a random-feature map's Gram matrix φ(X)φ(Y)ᵀ as the number of rando
 (`FeatureMap.kernel`): Identity → Linear, RandomFourier → RBF, RandomReLU → ReLU (arc-cosine of
 order 1), NeuralTangent → NTK. With bias=True a constant 1 is added (the maps' bias column).
 
-Gram blocks are a BLAS product plus an elementwise pass, in blocks of rows (bounded memory),
-with BLAS on one thread: the same inputs give the same bits for any thread setting.
+Gram blocks are a BLAS product (on one thread) plus a typed elementwise pass parallel over
+rows (gomaml._kernels.gram_finish), in blocks of rows (bounded memory): the same inputs give
+the same bits for any thread setting.
 """
 import numbers
 
 import numpy as np
 
 from gomaml._linalg import single_threaded_blas
+from gomaml._threads import _kernels, resolve_n_threads
 
 _BLOCK_BYTES = 32 << 20          # per block of the output
 
@@ -93,8 +95,7 @@ class RBF(Kernel):
 
     def _block(self, X, Y):
         (x, nx), (y, ny) = X, Y
-        sq = nx[:, None] + ny[None, :] - 2.0 * (x @ y.T)
-        return np.exp(-0.5 * np.maximum(sq, 0.0))
+        return _finish(x @ y.T, nx, ny, _kernels.KERNEL_RBF)
 
     def config(self):
         return dict(super().config(), bandwidth=self.bandwidth)
@@ -107,10 +108,11 @@ def _augmented(X):
     return Xt, np.sqrt(np.einsum("ij,ij->i", Xt, Xt))
 
 
-def _cos_angle(X, Y):
-    (x, nx), (y, ny) = X, Y
-    dot = x @ y.T
-    return dot, np.clip(dot / (nx[:, None] * ny[None, :]), -1.0, 1.0)
+def _finish(G, nx, ny, kind):
+    """The typed elementwise pass over the inner products G, in place, parallel over rows."""
+    G = np.ascontiguousarray(G)
+    _kernels.gram_finish(G, nx, ny, kind, resolve_n_threads(None, G.size * 16))
+    return G
 
 
 class ReLU(Kernel):
@@ -122,10 +124,7 @@ class ReLU(Kernel):
         return _augmented(X)
 
     def _block(self, X, Y):
-        dot, c = _cos_angle(X, Y)
-        t = np.arccos(c)
-        norms = X[1][:, None] * Y[1][None, :]
-        return norms / np.pi * (np.sqrt(1.0 - c * c) + (np.pi - t) * c)
+        return _finish(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_RELU)
 
 
 class NTK(Kernel):
@@ -137,8 +136,7 @@ class NTK(Kernel):
         return _augmented(X)
 
     def _block(self, X, Y):
-        dot, c = _cos_angle(X, Y)
-        return dot * (np.pi - np.arccos(c)) / (2 * np.pi)
+        return _finish(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_NTK)
 
 
 #: every kernel by name (the registry config checks and the CLI read)
