@@ -366,3 +366,31 @@ def test_weights_that_normalise_to_zero_are_rejected():
     with pytest.raises(ValueError, match="weights: weight 0 .* is 0 once the weights are "
                                          "normalised"):
         gomaml.Tasks(X, y, weights=[1e-300, 1e300, 1.0])
+
+
+@pytest.mark.parametrize("layout", ["ragged", "same"])
+def test_pair_operator_kernels_match_the_dense_matrix_for_any_thread_count(rng, layout):
+    from gomaml import _kernels
+    from gomaml.bounds import PairOperator, _packed64
+    from gomaml.losses import resolve_loss
+    tasks = make_tasks(rng, n=9, d=7, layout=layout, loss="logistic")
+    omega = rng.normal(size=7)
+    keep = rng.random(tasks.total_query) < 0.8
+    op = PairOperator(tasks, _packed64(tasks), omega, resolve_loss("logistic"), 0.7, keep)
+    A, index = op.dense_rows()
+    v, r = rng.normal(size=7), rng.normal(size=op.shape[0])
+    np.testing.assert_allclose(op.matvec(v)[index], A @ v, rtol=1e-12, atol=1e-14)
+    r[np.setdiff1d(np.arange(op.shape[0]), index)] = 0.0      # dropped pairs hold 0
+    np.testing.assert_allclose(op.rmatvec(r), A.T @ r[index], rtol=1e-12, atol=1e-14)
+    outs = []
+    for threads in (1, 2, 3):
+        out = np.empty(op.shape[0])
+        cq, cs = np.empty(op.Xq.shape[0]), np.empty(op.Xs.shape[0])
+        _kernels.pair_matvec(op.Xs @ v, op.Xq @ v, op.h, op.G, op.scale, op.keep, op.s_ptr,
+                             op.q_ptr, op.ptr, op.eta, out, threads)
+        _kernels.pair_rmatvec(r, op.h, op.G, op.scale, op.keep, op.s_ptr, op.q_ptr, op.ptr,
+                              op.eta, cq, cs, threads)
+        outs.append((out, cq, cs))
+    for o in outs[1:]:
+        for x, y in zip(o, outs[0]):
+            assert np.array_equal(x, y)

@@ -362,3 +362,73 @@ def gram_finish(double[:, ::1] G, const double[::1] nx, const double[::1] ny, in
                         G[i, j] = nn / pi * (sqrt(1.0 - c * c) + (pi - t) * c)
                     else:
                         G[i, j] = g * (pi - t) / (2.0 * pi)
+
+
+# ---- the pair operator of Theorem 1's representation term (bounds.PairOperator) ---------------
+# Pairs (a, b) of one task are packed a-major from p_ptr[i]: entry p_ptr[i] + a·kq_i + b.
+# Every task writes only its own entries: no reduction across tasks, any thread count gives
+# the same bits.
+
+def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[:, ::1] Xq,
+                const int64_t[::1] q_ptr, const int64_t[::1] p_ptr, double[::1] G,
+                int n_threads):
+    """G[p_ptr[i] + a·kq + b] = x_aᵀ z_b for every task i: the blocks Xs_i Xq_iᵀ."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], i, a, b, ks, kq
+    if q_ptr.shape[0] != n + 1 or p_ptr.shape[0] != n + 1 or Xq.shape[1] != d \
+            or G.shape[0] != p_ptr[n] or n_threads < 1:
+        raise ValueError("pair_blocks: inconsistent shapes")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=4):
+            ks = s_ptr[i + 1] - s_ptr[i]
+            kq = q_ptr[i + 1] - q_ptr[i]
+            for a in range(ks):
+                for b in range(kq):
+                    G[p_ptr[i] + a * kq + b] = gm_dot_d(&Xs[s_ptr[i] + a, 0],
+                                                        &Xq[q_ptr[i] + b, 0], d)
+
+
+def pair_matvec(const double[::1] sv, const double[::1] qv, const double[::1] h,
+                const double[::1] G, const double[::1] scale, const double[::1] keep,
+                const int64_t[::1] s_ptr, const int64_t[::1] q_ptr, const int64_t[::1] p_ptr,
+                double eta, double[::1] out, int n_threads):
+    """out_(a,b) = s_i·(z_bᵀv − η l''_a (x_aᵀv) x_aᵀz_b)·keep_b, from sv = Xs v, qv = Xq v."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, i, a, b, ks, kq, p
+    cdef double c
+    if out.shape[0] != G.shape[0] or p_ptr[n] != G.shape[0] or n_threads < 1:
+        raise ValueError("pair_matvec: inconsistent shapes")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=4):
+            ks = s_ptr[i + 1] - s_ptr[i]
+            kq = q_ptr[i + 1] - q_ptr[i]
+            for a in range(ks):
+                c = eta * h[s_ptr[i] + a] * sv[s_ptr[i] + a]
+                p = p_ptr[i] + a * kq
+                for b in range(kq):
+                    out[p + b] = scale[i] * (qv[q_ptr[i] + b] - c * G[p + b]) \
+                        * keep[q_ptr[i] + b]
+
+
+def pair_rmatvec(const double[::1] r, const double[::1] h, const double[::1] G,
+                 const double[::1] scale, const double[::1] keep, const int64_t[::1] s_ptr,
+                 const int64_t[::1] q_ptr, const int64_t[::1] p_ptr, double eta,
+                 double[::1] cq, double[::1] cs, int n_threads):
+    """The coefficients of Aᵀr on the rows: cq_b = Σ_a s_i keep_b r_(a,b) and
+    cs_a = −η l''_a Σ_b s_i keep_b r_(a,b) x_aᵀz_b (then Aᵀr = Xqᵀcq + Xsᵀcs)."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, i, a, b, ks, kq, p
+    cdef double w, acc
+    if r.shape[0] != G.shape[0] or p_ptr[n] != G.shape[0] or n_threads < 1:
+        raise ValueError("pair_rmatvec: inconsistent shapes")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=4):
+            ks = s_ptr[i + 1] - s_ptr[i]
+            kq = q_ptr[i + 1] - q_ptr[i]
+            for b in range(kq):
+                cq[q_ptr[i] + b] = 0.0
+            for a in range(ks):
+                p = p_ptr[i] + a * kq
+                acc = 0.0
+                for b in range(kq):
+                    w = scale[i] * keep[q_ptr[i] + b] * r[p + b]
+                    cq[q_ptr[i] + b] += w
+                    acc = acc + w * G[p + b]
+                cs[s_ptr[i] + a] = -eta * h[s_ptr[i] + a] * acc

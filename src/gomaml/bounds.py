@@ -13,6 +13,7 @@ from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
+from gomaml._threads import _kernels, resolve_n_threads
 from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
@@ -158,14 +159,22 @@ class PairOperator:
         np.cumsum(ks * kq, out=self.ptr[1:])
         check_fits("the per-task Gram blocks Xs_i Xq_iᵀ of the pair operator",
                    int(self.ptr[-1]) * 8 * 3)
-        self.G = [self.Xs[self.s_ptr[i]:self.s_ptr[i + 1]]
-                  @ self.Xq[self.q_ptr[i]:self.q_ptr[i + 1]].T for i in range(n)]
+        pairs = int(self.ptr[-1])
+        # typed kernels, parallel over tasks (each task writes only its own entries)
+        self.n_threads = resolve_n_threads(None, 4 * pairs + pairs * tasks.d // 8)
+        self.G = np.empty(pairs)                   # Xs_i Xq_iᵀ, packed a-major per task
+        _kernels.pair_blocks(self.Xs, self.s_ptr, self.Xq, self.q_ptr, self.ptr, self.G,
+                             resolve_n_threads(None, pairs * tasks.d))
         self.n_tasks, self.d = n, tasks.d
-        self.shape = (int(self.ptr[-1]), tasks.d)
+        self.shape = (pairs, tasks.d)
 
     def _blocks(self, i):
         return (slice(self.s_ptr[i], self.s_ptr[i + 1]), slice(self.q_ptr[i], self.q_ptr[i + 1]),
                 slice(self.ptr[i], self.ptr[i + 1]))
+
+    def _G(self, i):
+        s, q, p = self._blocks(i)
+        return self.G[p].reshape(s.stop - s.start, q.stop - q.start)
 
     def pair_values(self, per_query):
         """The pair vector s_i · per_query[b] on kept pairs (broadcast over a)."""
@@ -178,24 +187,17 @@ class PairOperator:
         return out
 
     def matvec(self, v):
-        sv = self.Xs @ v
-        qv = self.Xq @ v
         out = np.empty(self.shape[0])
-        for i in range(self.n_tasks):
-            s, q, p = self._blocks(i)
-            blk = qv[q][None, :] - self.eta * (self.h[s] * sv[s])[:, None] * self.G[i]
-            out[p] = (self.scale[i] * blk * self.keep[q][None, :]).ravel()
+        _kernels.pair_matvec(self.Xs @ v, self.Xq @ v, self.h, self.G, self.scale, self.keep,
+                             self.s_ptr, self.q_ptr, self.ptr, self.eta, out, self.n_threads)
         return out
 
     def rmatvec(self, r):
-        cq = np.zeros(self.Xq.shape[0])
-        cs = np.zeros(self.Xs.shape[0])
-        for i in range(self.n_tasks):
-            s, q, p = self._blocks(i)
-            Rm = r[p].reshape(s.stop - s.start, q.stop - q.start) * (self.scale[i]
-                                                                       * self.keep[q])[None, :]
-            cq[q] = Rm.sum(axis=0)
-            cs[s] = -self.eta * self.h[s] * (Rm * self.G[i]).sum(axis=1)
+        cq = np.empty(self.Xq.shape[0])
+        cs = np.empty(self.Xs.shape[0])
+        _kernels.pair_rmatvec(np.ascontiguousarray(r, dtype=np.float64), self.h, self.G,
+                              self.scale, self.keep, self.s_ptr, self.q_ptr, self.ptr,
+                              self.eta, cq, cs, self.n_threads)
         if self.Xq is self.Xs:
             return self.Xs.T @ (cq + cs)
         return self.Xq.T @ cq + self.Xs.T @ cs
@@ -244,7 +246,7 @@ class PairOperator:
             s, q, p = self._blocks(i)
             Xs, Xq = Zs[s], Zq[q]
             kept = np.flatnonzero(self.keep[q])
-            blk = (Xq[kept][None, :, :] - self.eta * (self.h[s][:, None] * self.G[i][:, kept])
+            blk = (Xq[kept][None, :, :] - self.eta * (self.h[s][:, None] * self._G(i)[:, kept])
                    [:, :, None] * Xs[:, None, :]) * self.scale[i]
             rows.append(blk.reshape(-1, Zs.shape[1]))
             kq = q.stop - q.start
