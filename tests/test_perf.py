@@ -33,3 +33,29 @@ def test_bandwidth_probe_and_byte_count():
     assert perf.task_bytes(tasks) == sum(a.nbytes for a in dense)
     same = gomaml.Tasks(dense[0], dense[1])
     assert perf.task_bytes(same) == dense[0].nbytes + dense[1].nbytes
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_access_floor_reads_every_row_in_the_kernels_order(dtype, threads):
+    from gomaml import _kernels
+    rng = np.random.default_rng(0)
+    tasks = gomaml.Tasks([rng.normal(size=(k, 9)) for k in (3, 1, 4, 2, 5)],
+                         [rng.normal(size=k) for k in (3, 1, 4, 2, 5)],
+                         [rng.normal(size=(k, 9)) for k in (2, 2, 1, 3, 1)],
+                         [rng.normal(size=k) for k in (2, 2, 1, 3, 1)], dtype=dtype)
+    Xs, _, s_ptr, Xq, _, q_ptr = tasks.packed()
+    sums = np.empty(3)
+    _kernels.access_floor(Xs, s_ptr, Xq, q_ptr, sums, threads)
+    want = 2 * np.asarray(Xs, np.float64).sum() + np.asarray(Xq, np.float64).sum()
+    assert sums.sum() == pytest.approx(want, rel=1e-12, abs=1e-12)
+    assert perf.access_floor_seconds(tasks, n_threads=threads) > 0
+
+
+def test_cpu_description_names_the_cpu_and_its_caches():
+    import os
+    text = perf.cpu_description()
+    if os.path.exists("/proc/cpuinfo"):
+        assert not text.startswith("unknown CPU")
+    if os.path.exists("/sys/devices/system/cpu/cpu0/cache/index0"):
+        assert "caches L1" in text

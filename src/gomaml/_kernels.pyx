@@ -15,6 +15,8 @@ from cython cimport floating
 
 from gomaml._pointloss cimport loss_eval, SQUARED
 
+import numpy as np
+
 cdef extern from "rowops.h" nogil:
     double gm_dot_d(const double* x, const double* v, Py_ssize_t n)
     double gm_dot_f(const float* x, const double* v, Py_ssize_t n)
@@ -432,3 +434,45 @@ def pair_rmatvec(const double[::1] r, const double[::1] h, const double[::1] G,
                     cq[q_ptr[i] + b] += w
                     acc = acc + w * G[p + b]
                 cs[s_ptr[i] + a] = -eta * h[s_ptr[i] + a] * acc
+
+
+# ---- the memory floor of meta_objective (gomaml bench's "x floor" column) -----------------
+
+cdef double read_rows(const floating* X, Py_ssize_t k, Py_ssize_t d,
+                      const double* ones) noexcept nogil:
+    """Sum of k contiguous rows of d values: a plain read at streaming speed."""
+    cdef Py_ssize_t r
+    cdef double acc = 0.0
+    if floating is double:
+        return gm_sum_d(X, k * d)
+    for r in range(k):
+        acc += gm_dot_f(X + r * d, ones, d)        # ones (d,) stays in cache
+    return acc
+
+
+def access_floor(const floating[:, ::1] Xs, const int64_t[::1] s_ptr,
+                 const floating[:, ::1] Xq, const int64_t[::1] q_ptr,
+                 double[::1] block_sum, int n_threads):
+    """Reads the rows in meta_objective's own order and blocking (per task: Xs_i, Xq_i, Xs_i
+    again; tasks cut into len(block_sum) blocks, dynamic over threads) and does nothing else:
+    the time of the data movement a meta-gradient cannot avoid. block_sum[b] <- the sums."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], n_blocks = block_sum.shape[0]
+    cdef Py_ssize_t b, i, lo, hi, ks, kq
+    cdef double acc
+    if q_ptr.shape[0] != n + 1 or Xq.shape[1] != d or n_blocks < 1 or n_blocks > n \
+            or n_threads < 1:
+        raise ValueError("access_floor: inconsistent shapes or counts")
+    ones_arr = np.ones(d)
+    cdef const double[::1] ones = ones_arr
+    with nogil:
+        for b in prange(n_blocks, num_threads=n_threads, schedule="dynamic", chunksize=1):
+            lo = (b * n) // n_blocks
+            hi = ((b + 1) * n) // n_blocks
+            acc = 0.0
+            for i in range(lo, hi):
+                ks = s_ptr[i + 1] - s_ptr[i]
+                kq = q_ptr[i + 1] - q_ptr[i]
+                acc = acc + read_rows(&Xs[s_ptr[i], 0], ks, d, &ones[0])
+                acc = acc + read_rows(&Xq[q_ptr[i], 0], kq, d, &ones[0])
+                acc = acc + read_rows(&Xs[s_ptr[i], 0], ks, d, &ones[0])
+            block_sum[b] = acc

@@ -104,12 +104,15 @@ def run_table(shapes, losses=("squared", "logistic"), *, dtype=np.float64, n_thr
     out(f"gomaml {info['version']}  openmp={info['openmp']}  isa={info['isa']}  "
         f"threads={n_threads}  dtype={np.dtype(dtype).name}  numpy {np.__version__} "
         f"({info['blas']})")
+    out(f"cpu: {perf.cpu_description()}")
     bw_dram = perf.stream_bandwidth(4 * perf.last_level_cache_bytes(), n_threads=n_threads)
     out(f"streaming read, buffer 4x the last-level cache: {bw_dram / 1e9:.1f} GB/s")
+    out("xfloor: time / a plain read of the same rows in the kernel's own order (Xs_i, Xq_i, "
+        "Xs_i per task, same threads), timed in this run")
     found = _peers() if peers and np.dtype(dtype) == np.float64 else {}
     names = (["numpy"] if numpy_baseline else []) + sorted(found)
-    out(f"{'size':>4} {'loss':9} {'(n, k, d)':>18} {'MB':>7} {'ms':>8} {'xDRAM':>6} "
-        f"{'xdata':>6}" + "".join(f" {n + ' ms':>10} {'x' + n:>7}" for n in names))
+    out(f"{'size':>4} {'loss':9} {'(n, k, d)':>18} {'MB':>7} {'ms':>8} {'xfloor':>6} "
+        f"{'xDRAM':>6} {'xdata':>6}" + "".join(f" {n + ' ms':>10} {'x' + n:>7}" for n in names))
     rows = []
     for name, shape in shapes:
         for loss in losses:
@@ -120,10 +123,12 @@ def run_table(shapes, losses=("squared", "logistic"), *, dtype=np.float64, n_thr
                                           n_threads=n_threads)
             L1, g1 = ours()
             t = perf.best_time(ours)
+            floor = perf.access_floor_seconds(tasks, n_threads=n_threads)
             row = {"size": name, "shape": shape, "loss": loss, "bytes": nbytes, "seconds": t,
+                   "x_floor": t / floor,
                    "x_dram": t * bw_dram / nbytes, "x_data": t * bw_data / nbytes}
             line = (f"{name:>4} {loss:9} {str(shape):>18} {nbytes / 1e6:7.1f} {t * 1e3:8.2f} "
-                    f"{row['x_dram']:6.2f} {row['x_data']:6.2f}")
+                    f"{row['x_floor']:6.2f} {row['x_dram']:6.2f} {row['x_data']:6.2f}")
             for peer in names:
                 if peer == "numpy":
                     fn = lambda: perf.numpy_meta_loss_grad(theta, *dense, loss=loss,

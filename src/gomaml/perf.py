@@ -79,6 +79,44 @@ def last_level_cache_bytes():
     return best or (32 << 20)
 
 
+def access_floor_seconds(tasks, *, n_threads=None, repeats=5):
+    """Best time of a plain read of the tasks' rows in meta_objective's own access order
+    (per task Xs_i, Xq_i, Xs_i; the same task blocks and threads): the floor a meta-gradient
+    cannot beat, whatever the cache holds between calls."""
+    from gomaml.objective import n_blocks_for
+    n_threads = resolve_n_threads(n_threads)
+    Xs, _, s_ptr, Xq, _, q_ptr = tasks.packed()
+    sums = np.empty(n_blocks_for(tasks.n_tasks, tasks.d))
+    _kernels.access_floor(Xs, s_ptr, Xq, q_ptr, sums, n_threads)      # warm up
+    return best_time(lambda: _kernels.access_floor(Xs, s_ptr, Xq, q_ptr, sums, n_threads),
+                     repeats=repeats)
+
+
+def cpu_description():
+    """'model name, caches L1d 48 KiB, L2 2 MiB, L3 32 MiB' from /proc/cpuinfo and sysfs."""
+    import glob
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    caches = []
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            level = open(f"{index}/level").read().strip()
+            kind = open(f"{index}/type").read().strip()
+            size = open(f"{index}/size").read().strip()
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return model + (", caches " + ", ".join(caches) if caches else "")
+
+
 def task_bytes(tasks):
     """Bytes a meta-gradient must read at least once: support + query rows and labels."""
     Xs, ys, _, Xq, yq, _ = tasks.packed()
