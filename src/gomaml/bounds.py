@@ -17,11 +17,15 @@ from gomaml._threads import _kernels, resolve_n_threads
 from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
-# solver="auto": the exact solver while its cheaper route (exact_route) needs at most this
-# many flops and bytes. Measured here (bench/bound_solvers.py, the default study's setting):
-# the exact routes beat Golub–Kahan 6–35x at every d from 64 to 65536; the direct SVD runs at
-# ~4 GFlop/s, so 2e10 flops is ~5 s, about what a few hundred Golub–Kahan iterations take
-_EXACT_MAX_FLOPS = 2e10
+# solver="auto" compares two cost estimates, both fixed functions of the sizes (flop-equivalent
+# units), fitted to measurements here (bench/bound_solvers.py, bench/bounds_table.py, and
+# n = 1000 × 10 pairs at d = 100): the exact solver's SVD with its U (~6·m·n² for m × n) and the
+# per-task assembly of its rows, against Golub–Kahan's iterations (at most min(rows, d, 300))
+# times its operator, reorthogonalisation and per-iteration overhead.
+_SVD_FACTOR = 6.0
+_PER_TASK = 5e5           # assembling one task's dense rows (a NumPy loop)
+_PER_ITERATION = 2e5      # one Golub–Kahan iteration's fixed overhead
+_EXACT_ALWAYS = 1e7       # below this (a few ms) the exact answer is worth any overhead
 _EXACT_MAX_BYTES = 1 << 30
 # the span route takes the training points' Gram Cholesky factor below this condition estimate
 _SPAN_GRAM_COND = 1e6
@@ -293,30 +297,46 @@ def _reported_value(R, eps, w_norm, c_norm, converge_floor):
     return value
 
 
-def exact_route(n_rows, d, n_points):
-    """(route, flops, bytes) of the cheaper exact solver for a pair matrix of n_rows × d whose
-    rows lie in the span of n_points training features: "direct" (SVD of A) or "span" (thin QR
-    of the features, then the SVD of A in those n_points coordinates)."""
+def exact_route(n_rows, d, n_points, n_tasks=1):
+    """(route, cost, bytes) of the cheaper exact solver for a pair matrix of n_rows × d whose
+    rows lie in the span of n_points training features: "direct" (SVD of A) or "span" (the
+    features' Gram factor, then the SVD of A in those n_points coordinates)."""
     def svd(m, n):
-        return 2.0 * max(m, n) * min(m, n) ** 2
-    direct = (svd(n_rows, d), 3 * n_rows * d * 8)
+        return _SVD_FACTOR * max(m, n) * min(m, n) ** 2
+    assemble = _PER_TASK * n_tasks
+    direct = (svd(n_rows, d) + 8.0 * n_rows * d + assemble, 3 * n_rows * d * 8)
     if n_points is None or n_points >= d:
         return ("direct",) + direct
-    span = (svd(d, n_points) + svd(n_rows, n_points),
-            2 * n_points * d * 8 + 3 * n_rows * n_points * 8)
+    span = (1.0 * n_points ** 2 * d + svd(n_rows, n_points) + 8.0 * n_rows * n_points
+            + assemble, 2 * n_points * d * 8 + 3 * n_rows * n_points * 8)
     return ("span",) + span if span[0] < direct[0] else ("direct",) + direct
 
 
+def matrix_free_cost(n_rows, d, n_points):
+    """Golub–Kahan's estimated cost (exact_route's units): iterations × (the pair operator's
+    two passes over the rows, reorthogonalisation against the bases, fixed overhead)."""
+    k = min(n_rows, d, 300)
+    n_points = n_rows if n_points is None else n_points
+    return k * (4.0 * n_points * d + 8.0 * n_rows + 4.0 * k * (n_rows + d) + _PER_ITERATION)
+
+
+def choose_solver(n_rows, d, n_points, n_tasks=1):
+    """solver="auto": "exact" when its cheaper route costs no more than Golub–Kahan and its
+    arrays fit _EXACT_MAX_BYTES, else "matrix_free". Sizes only: never free memory or timing,
+    so reports do not depend on the machine's state."""
+    _, cost, nbytes = exact_route(n_rows, d, n_points, n_tasks)
+    ok = (cost <= _EXACT_ALWAYS or cost <= matrix_free_cost(n_rows, d, n_points)) \
+        and nbytes <= _EXACT_MAX_BYTES
+    return "exact" if ok else "matrix_free"
+
+
 def _make_solver(kind, dense, matvec, rmatvec, c, d, n_rows, tol, monitor=None,
-                 n_points=None):
+                 n_points=None, n_tasks=1):
     """('exact' | 'matrix_free' | 'auto', already checked) -> a solver. dense(span) returns
-    (A, c) in feature (span=False) or span coordinates. auto: a fixed rule of the sizes
-    (never of free memory or timing, so reports do not depend on the machine's state):
-    exact while its cheaper route costs at most _EXACT_MAX_FLOPS and _EXACT_MAX_BYTES."""
-    route, flops, nbytes = exact_route(n_rows, d, n_points)
+    (A, c) in feature (span=False) or span coordinates. auto: choose_solver."""
+    route, _, nbytes = exact_route(n_rows, d, n_points, n_tasks)
     if kind == "auto":
-        kind = "exact" if flops <= _EXACT_MAX_FLOPS and nbytes <= _EXACT_MAX_BYTES \
-            else "matrix_free"
+        kind = choose_solver(n_rows, d, n_points, n_tasks)
     if kind == "exact":
         check_fits(f"the dense pair matrix of the exact solver ({route} route; use "
                    f"solver='matrix_free')", nbytes)
@@ -400,7 +420,8 @@ def theorem1_report(problem, omega, theta_dag, kind, *, R=None, solver="auto", t
         return A, c[index]
 
     solv = _make_solver(solver, dense, op.matvec, op.rmatvec, c, tasks.d, n_pairs, tol,
-                        _reported_value(R, eps, w_norm, norm(c), converge_floor), op.n_points)
+                        _reported_value(R, eps, w_norm, norm(c), converge_floor), op.n_points,
+                        tasks.n_tasks)
     return BoundReport(gap=L_omega - L_dag, linear_term=linear, eps=eps, w_norm=w_norm,
                        **_bound_terms(solv, R, eps, w_norm), comparator_kind=kind,
                        exact=kind == "closed_form", n_pairs=n_pairs, n_dropped=n_dropped,
