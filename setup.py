@@ -5,6 +5,11 @@ Build switches (environment variables):
   GOMAML_OPENMP=0          force a serial build; =1 force OpenMP without probing
   GOMAML_REQUIRE_OPENMP=1  fail the build instead of falling back to serial
   GOMAML_NATIVE=1          add -march=native (only for a build used on this machine)
+
+The kernels are built once per instruction-set level (x86-64-v4, x86-64-v3, baseline) as the
+modules _kernels_v4, _kernels_v3 and _kernels_base from one source (_kernels_impl.pxi), each
+with its own -march, so the row operations inline; gomaml._kernels picks one at import.
+Elsewhere (another compiler or architecture, or GOMAML_NATIVE=1) one module, _kernels_base.
 """
 import os
 import shutil
@@ -113,16 +118,41 @@ directives = {
     "embedsignature": True,
 }
 
-extensions = [
-    Extension(
-        "gomaml._kernels",
-        ["src/gomaml/_kernels.pyx"],
+def _per_level_builds():
+    """True when the compiler is gcc on x86-64 Linux (the -march levels exist there)."""
+    if native or not sys.platform.startswith("linux"):
+        return False
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        out = subprocess.run(_compiler() + ["--version"], capture_output=True, text=True)
+    except OSError:
+        return False
+    return out.returncode == 0 and "clang" not in out.stdout.lower()
+
+
+LEVELS = [("v4", "x86-64-v4"), ("v3", "x86-64-v3"), ("base", None)]
+if not _per_level_builds():
+    LEVELS = [("base", None)]
+
+
+def kernels_extension(suffix, march):
+    level_macro = [("GOMAML_ISA_LEVEL", f'"{march or "x86-64 baseline"}"')] \
+        if len(LEVELS) > 1 else []
+    return Extension(
+        f"gomaml._kernels_{suffix}",
+        [f"src/gomaml/_kernels_{suffix}.pyx"],
         include_dirs=[np.get_include(), "src/gomaml"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
+        define_macros=macros + level_macro,
+        extra_compile_args=compile_args + ([f"-march={march}"] if march else []),
         extra_link_args=link_args,
-    ),
-]
+        depends=["src/gomaml/_kernels_impl.pxi", "src/gomaml/rowops.h",
+                 "src/gomaml/_pointloss.pxd"],
+    )
+
+
+extensions = [kernels_extension(suffix, march) for suffix, march in LEVELS]
 
 setup(
     ext_modules=cythonize(

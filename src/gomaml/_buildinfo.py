@@ -30,5 +30,6 @@ def build_info():
         "blas": _numpy_blas(),
         "boundscheck": compiled["boundscheck"],
         "isa": compiled["isa"],
+        "isa_available": list(_kernels.AVAILABLE),     # GOMAML_ISA forces one of these
         "numpy": np.__version__,
     }

@@ -19,8 +19,13 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !GOMAML_NATIVE
+/* Each instruction-set level is its own extension module (GOMAML_ISA_LEVEL set by setup.py,
+ * -march for the whole module, so the row ops inline into the task loops); without one (a
+ * compiler or platform setup.py builds a single module for), gcc's target_clones dispatch. */
+#if defined(GOMAML_ISA_LEVEL) || GOMAML_NATIVE
+#define GM_CLONES
+#define GM_DISPATCH 0
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define GM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define GM_DISPATCH 1
 #else
@@ -101,9 +106,23 @@ static int gm_openmp_max_threads(void) {
 #endif
 }
 
-/* Which clone the dispatcher picks on this CPU (mirrors gcc's own resolver order). */
+/* Whether this CPU runs code of an instruction-set level (0 when unknown). */
+static int gm_cpu_supports(int level) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (level == 4) return __builtin_cpu_supports("x86-64-v4");
+    if (level == 3) return __builtin_cpu_supports("x86-64-v3");
+    return 1;
+#else
+    return level == 0;
+#endif
+}
+
+/* The level this module runs: its build's, or the clone gcc's dispatcher picks here. */
 static const char *gm_isa(void) {
-#if GM_DISPATCH
+#if defined(GOMAML_ISA_LEVEL)
+    return GOMAML_ISA_LEVEL;
+#elif GM_DISPATCH
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
     if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";

@@ -25,6 +25,7 @@ cdef extern from "rowops.h" nogil:
     double gm_sum_d(const double* x, Py_ssize_t n)
     int gm_openmp_enabled()
     int gm_openmp_max_threads()
+    int gm_cpu_supports(int level)
     const char* gm_isa()
     int GOMAML_BOUNDSCHECK
 
@@ -42,6 +43,11 @@ def compiled_info():
         "boundscheck": bool(GOMAML_BOUNDSCHECK),
         "isa": gm_isa().decode(),
     }
+
+
+def cpu_supports(int level):
+    """Whether this CPU runs x86-64-v<level> code (level 4, 3; 0 is the baseline)."""
+    return bool(gm_cpu_supports(level))
 
 
 def omp_max_threads():
