@@ -9,6 +9,8 @@ import numbers
 import numpy as np
 from numpy.polynomial import legendre
 
+from gomaml.kernels import augmented_inputs
+
 _CHUNK_BYTES = 64 << 20     # per chunk of the output
 
 
@@ -37,8 +39,6 @@ class FeatureMap:
 
     def transform(self, X, *, dtype=np.float64):
         """φ(X): (m, p) inputs -> (m, d) features of the given dtype, computed in chunks."""
-        if self.input_dim is None:
-            raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) before transform")
         X = self._check_inputs(X)
         m, d = X.shape[0], self.n_features
         out = np.empty((m, d), dtype=dtype)
@@ -70,50 +70,38 @@ class FeatureMap:
         return 1.0
 
     def gram(self, X, Y=None, *, chunk_bytes=_CHUNK_BYTES):
-        """φ(X) φ(Y)ᵀ exactly, accumulated over chunks of random units so that φ is never
-        held whole: memory O((len(X) + len(Y)) · chunk) however large d is."""
-        if self.input_dim is None:
-            raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) before gram")
+        """φ(X) φ(Y)ᵀ exactly (Y None: X), accumulated over chunks of random units so that φ
+        is never held whole: memory O((len(X) + len(Y)) · chunk) however large d is."""
+        return self.gram_parts(X, Y, (), chunk_bytes=chunk_bytes)[0]
+
+    def gram_parts(self, X, Y=None, blocks=(), *, chunk_bytes=_CHUNK_BYTES):
+        """(φ(X)φ(Y)ᵀ, [φ(X[a])φ(X[b])ᵀ for a, b in blocks]) in one pass over chunks of units:
+        the cross-Gram to Y (Y None: X, whose features are then made once) and only the listed
+        blocks of X's own Gram (slices a, b)."""
         X = self._check_inputs(X)
         Y = X if Y is None else self._check_inputs(Y)
         n_units, per_unit = self._units()
-        step = max(1, chunk_bytes // (8 * per_unit * (X.shape[0] + Y.shape[0])))
-        out = np.zeros((X.shape[0], Y.shape[0]))
-        for lo in range(0, n_units, step):
-            hi = min(n_units, lo + step)
-            fx = self._raw_units(X, lo, hi)
-            fy = fx if Y is X else self._raw_units(Y, lo, hi)
-            out += fx @ fy.T
-        out *= self._unit_scale() ** 2
-        if self.bias:
-            out += 1.0
-        return out
-
-    def gram_parts(self, X, Y, blocks, *, chunk_bytes=_CHUNK_BYTES):
-        """(φ(X)φ(Y)ᵀ, [φ(X[a])φ(X[b])ᵀ for a, b in blocks]) in one pass over chunks of units:
-        the cross-Gram to Y and only the listed blocks of X's own Gram (slices a, b)."""
-        X, Y = self._check_inputs(X), self._check_inputs(Y)
-        n_units, per_unit = self._units()
-        step = max(1, chunk_bytes // (8 * per_unit * (X.shape[0] + Y.shape[0])))
+        rows = X.shape[0] + (0 if Y is X else Y.shape[0])
+        step = max(1, chunk_bytes // (8 * per_unit * rows))
         cross = np.zeros((X.shape[0], Y.shape[0]))
         parts = [np.zeros((a.stop - a.start, b.stop - b.start)) for a, b in blocks]
         for lo in range(0, n_units, step):
             hi = min(n_units, lo + step)
-            fx, fy = self._raw_units(X, lo, hi), self._raw_units(Y, lo, hi)
+            fx = self._raw_units(X, lo, hi)
+            fy = fx if Y is X else self._raw_units(Y, lo, hi)
             cross += fx @ fy.T
             for out, (a, b) in zip(parts, blocks):
                 out += fx[a] @ fx[b].T
         s2 = self._unit_scale() ** 2
-        cross *= s2
-        for out in parts:
+        for out in [cross] + parts:
             out *= s2
-        if self.bias:
-            cross += 1.0
-            for out in parts:
+            if self.bias:
                 out += 1.0
         return cross, parts
 
     def _check_inputs(self, X):
+        if self.input_dim is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) first")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1 and self.input_dim == 1:
             X = X[:, None]
@@ -254,8 +242,7 @@ class NeuralTangent(FeatureMap):
         return 1.0 / np.sqrt(self.m)
 
     def _raw_units(self, X, lo, hi):
-        p = self.input_dim
-        Xt = np.concatenate([X / np.sqrt(p), np.ones((X.shape[0], 1))], axis=1)
+        Xt = augmented_inputs(X)[0]
         gate = (Xt @ self.W[:, lo:hi] > 0) * self.s[lo:hi]
         return (gate[:, :, None] * Xt[:, None, :]).reshape(X.shape[0], -1)
 

@@ -14,7 +14,7 @@ import numpy as np
 from gomaml._linalg import single_threaded_blas
 from gomaml._memory import check_fits, human
 from gomaml.features import FeatureMap
-from gomaml.kernels import Kernel
+from gomaml.kernels import Kernel, _as_inputs
 from gomaml.losses import resolve_loss
 from gomaml.tasks import Tasks
 
@@ -107,17 +107,6 @@ class KernelTasks:
         a[self._first] = self._V @ (t / np.sqrt(self._lam))
         return a
 
-    def _inputs(self, name, X):
-        A = np.asarray(X, dtype=np.float64)
-        if A.ndim == 1 and self._p == 1:
-            A = A[:, None]
-        if A.ndim != 2 or A.shape[1] != self._p:
-            raise ValueError(f"{name}: expected an (m, {self._p}) array of raw inputs, "
-                             f"got shape {A.shape}")
-        if not np.isfinite(A).all():
-            raise ValueError(f"{name}: contains NaN or inf")
-        return A
-
     def _adapted_values(self, base, Ks, ys, Kq, loss, eta, T):
         """(before, after) predictions at the query points after T inner steps in
         coefficients over the support: base = (f at support, f at query) before adaptation,
@@ -134,12 +123,12 @@ class KernelTasks:
                 inner_steps=1):
         """f(X) = Σ_u a_u k(u, x) on new raw inputs X (m, p); with support=(Xs, ys), after
         inner_steps steps of size inner_lr on that support (adaptation to a new task)."""
-        X = self._inputs("X", X)
+        X = _as_inputs("X", X, self._p)
         a = self.coefficients(theta)[self._first]
         fx = self._k(X, self._distinct) @ a
         if support is None:
             return fx
-        Xs = self._inputs("support X", support[0])
+        Xs = _as_inputs("support X", support[0], self._p)
         ys = np.asarray(support[1], dtype=np.float64).reshape(-1)
         if ys.shape != (Xs.shape[0],):
             raise ValueError(f"support y: expected {Xs.shape[0]} labels, got {ys.shape}")

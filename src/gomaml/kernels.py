@@ -101,7 +101,7 @@ class RBF(Kernel):
         return dict(super().config(), bandwidth=self.bandwidth)
 
 
-def _augmented(X):
+def augmented_inputs(X):
     """x̃ = (x/√p, 1) and ‖x̃‖: the inputs as the first layer of the ReLU maps sees them."""
     p = X.shape[1]
     Xt = np.concatenate([X / np.sqrt(p), np.ones((X.shape[0], 1))], axis=1)
@@ -121,7 +121,7 @@ class ReLU(Kernel):
     name = "relu"
 
     def _prepare(self, X):
-        return _augmented(X)
+        return augmented_inputs(X)
 
     def _block(self, X, Y):
         return _finish(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_RELU)
@@ -133,7 +133,7 @@ class NTK(Kernel):
     name = "ntk"
 
     def _prepare(self, X):
-        return _augmented(X)
+        return augmented_inputs(X)
 
     def _block(self, X, Y):
         return _finish(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_NTK)
