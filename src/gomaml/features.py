@@ -81,8 +81,8 @@ class FeatureMap:
         X = self._check_inputs(X)
         Y = X if Y is None else self._check_inputs(Y)
         n_units, per_unit = self._units()
-        rows = X.shape[0] + (0 if Y is X else Y.shape[0])
-        step = max(1, chunk_bytes // (8 * per_unit * rows))
+        # the chunk rule counts Y's rows even when Y is X: it fixes the summation order
+        step = max(1, chunk_bytes // (8 * per_unit * (X.shape[0] + Y.shape[0])))
         cross = np.zeros((X.shape[0], Y.shape[0]))
         parts = [np.zeros((a.stop - a.start, b.stop - b.start)) for a, b in blocks]
         for lo in range(0, n_units, step):
