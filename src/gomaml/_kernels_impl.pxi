@@ -4,8 +4,8 @@
 # Layout: packed rows (CSR style, theory.md §1): task i owns support rows s_ptr[i]:s_ptr[i+1] and
 # query rows q_ptr[i]:q_ptr[i+1]. All accumulation is double.
 #
-# Determinism: tasks are cut into blocks whose boundaries depend only on (n_tasks, n_blocks),
-# never on the thread count; each block sums its tasks in order into its own row of
+# Determinism: tasks are cut into blocks whose boundaries the caller fixes (block_ptr, from (m, d)),
+# never by the thread count; each block sums its tasks in order into its own row of
 # `block_grad`, and the caller adds the rows in a fixed order. Any n_threads gives the same bits.
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
@@ -181,16 +181,17 @@ def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
                    const floating[:, ::1] Xq, const floating[::1] yq,
                    const int64_t[::1] q_ptr,
                    const int64_t[::1] task_ids, const double[::1] weights,
-                   const double[::1] theta,
+                   const int64_t[::1] block_ptr, const double[::1] theta,
                    int loss_code, double delta, double inner_lr, int inner_steps, int mode,
                    double[::1] block_loss, double[:, ::1] block_grad,
                    double[:, ::1] scratch, int n_threads):
     """Per-block partial sums of sum_m w_m R(theta_i; Q_i) (i = task_ids[m]) and its gradient.
 
     Inputs: packed support (sum ks, d), labels, offsets (n+1); the same for the query; the
-    tasks to include (m,) and their weights (m,); theta (d,). Outputs (zeroed here): block_loss
-    (B,), block_grad (B, d), B = number of blocks, entries of task_ids cut into B contiguous
-    runs; the caller sums the rows in block order. Scratch (n_threads, scratch_size(d, T, max ks)).
+    tasks to include (m,) and their weights (m,); block b is the run
+    task_ids[block_ptr[b]:block_ptr[b + 1]] (block_ptr (B+1,) increasing from 0 to m); theta
+    (d,). Outputs (zeroed here): block_loss (B,), block_grad (B, d); the caller sums the rows
+    in block order. Scratch (n_threads, scratch_size(d, T, max ks)).
     """
     cdef Py_ssize_t n = s_ptr.shape[0] - 1, m = task_ids.shape[0], d = Xs.shape[1]
     cdef Py_ssize_t n_blocks = block_loss.shape[0], b
@@ -200,6 +201,11 @@ def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
         raise ValueError("weights, theta or block_grad has the wrong shape")
     if n_blocks < 1 or n_blocks > m or n_threads < 1 or scratch.shape[0] < n_threads:
         raise ValueError("bad block or thread count")
+    if block_ptr.shape[0] != n_blocks + 1 or block_ptr[0] != 0 or block_ptr[n_blocks] != m:
+        raise ValueError("block_ptr must run from 0 to m in B + 1 entries")
+    for b in range(n_blocks):
+        if block_ptr[b + 1] <= block_ptr[b]:
+            raise ValueError("block_ptr must be strictly increasing")
     if mode not in (0, 1, 2) or inner_steps < 1:
         raise ValueError("bad mode or inner_steps")
     cdef Py_ssize_t j, i, need = scratch_size(d, inner_steps, 0)
@@ -214,7 +220,7 @@ def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
     block_grad[:, :] = 0.0
     with nogil:
         for b in prange(n_blocks, num_threads=n_threads, schedule="dynamic", chunksize=1):
-            meta_block((b * m) // n_blocks, ((b + 1) * m) // n_blocks, &task_ids[0],
+            meta_block(block_ptr[b], block_ptr[b + 1], &task_ids[0],
                        &Xs[0, 0], &ys[0], &s_ptr[0], &Xq[0, 0], &yq[0], &q_ptr[0],
                        &weights[0], &theta[0], d, loss_code, delta, inner_lr, inner_steps,
                        mode, &block_loss[b], &block_grad[b, 0], &scratch[threadid(), 0])

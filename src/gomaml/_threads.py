@@ -95,13 +95,23 @@ def available_cpus():
     return max(1, min(n, _CGROUP_LIMIT) if _CGROUP_LIMIT else n)
 
 
+_SHARERS = 1          # concurrent jobs in this process that share its CPUs (share_cpus)
+
+
+def share_cpus(n_jobs):
+    """Declare that n_jobs jobs run concurrently in this process (a Dask worker's threads):
+    default_threads() then gives each an equal share, at least 1."""
+    global _SHARERS
+    _SHARERS = max(1, int(n_jobs))
+
+
 def default_threads():
     """What n_threads=None may use: the available CPUs, capped by OpenMP's own limit
-    (OMP_NUM_THREADS, or omp_set_num_threads as threadpoolctl's limits call it); 1 when the
-    kernels were built without OpenMP."""
+    (OMP_NUM_THREADS, or omp_set_num_threads as threadpoolctl's limits call it), divided among
+    the jobs declared by share_cpus; 1 when the kernels were built without OpenMP."""
     if not _OPENMP:
         return 1
-    return max(1, min(available_cpus(), _kernels.omp_max_threads()))
+    return max(1, min(available_cpus(), _kernels.omp_max_threads()) // _SHARERS)
 
 
 def check_n_threads(n_threads):

@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted.
 one line on stderr.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -99,11 +100,42 @@ def cmd_study(args):
                 cfg[key] = value
         if args.bias:
             cfg["bias"] = True
-        run_study(cfg, out=args.out, fresh=args.fresh, progress=not args.quiet,
-                  make_plot=not args.no_plot)
+        with _study_client(args) as client:
+            run_study(cfg, out=args.out, fresh=args.fresh, progress=not args.quiet,
+                      make_plot=not args.no_plot, client=client)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     return 0
+
+
+@contextlib.contextmanager
+def _study_client(args):
+    """None (run here), or a Dask client: a local cluster of --workers single-threaded
+    processes, or the scheduler at --scheduler."""
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("--workers and --scheduler: give one, not both")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--workers and --scheduler need Dask: "
+                         "pip install \"gomaml[dask]\"") from None
+    if args.workers is not None:
+        with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                      processes=True, dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = distributed.Client(args.scheduler, timeout=30)
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise UsageError(f"--scheduler: cannot connect to {args.scheduler}: {exc}") from None
+    with client:
+        yield client
 
 
 # ---- train / bound ---------------------------------------------------------------------
@@ -345,6 +377,14 @@ def build_parser():
     p.add_argument("--no-plot", action="store_true", help="do not draw study.png")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--bias", action="store_true", help="append a constant feature")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run the rows on a local Dask cluster of N single-threaded worker "
+                        "processes, one (seed, d) row per task (needs gomaml[dask]); rows "
+                        "equal the serial run's apart from timings and host fields")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the rows on the Dask cluster whose scheduler is at ADDRESS "
+                        "(e.g. tcp://10.0.0.1:8786); workers need gomaml of the same build "
+                        "(docs/distributed.md)")
     for flag, key, typ, helptext in STUDY_FLAGS:
         p.add_argument(flag, dest=key, type=typ, default=None,
                        help=f"{helptext} (default {DEFAULT_CONFIG[key]})")

@@ -12,8 +12,11 @@ from gomaml._threads import _kernels, resolve_n_threads
 from gomaml.losses import LOGISTIC, resolve_loss
 from gomaml.tasks import Tasks
 
-# At most this many partial-sum blocks (rows of d doubles), and at most this many bytes of them.
+# At most this many partial-sum blocks (rows of d doubles), and at most this many bytes of them;
+# beyond 64·64 tasks, one block per 64 tasks up to _MAX_BLOCKS_LARGE (so a large task set can
+# be cut into that many shards on a cluster, gomaml.distributed).
 _MAX_BLOCKS = 64
+_MAX_BLOCKS_LARGE = 1024
 _BLOCK_BYTES = 64 << 20
 
 
@@ -34,8 +37,13 @@ class Problem:
 
     __slots__ = ("tasks", "loss", "inner_lr", "inner_steps", "n_threads")
 
-    def __init__(self, tasks, loss, inner_lr, inner_steps, n_threads):
-        if not isinstance(tasks, Tasks):
+    def __init__(self, tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=False):
+        if getattr(tasks, "_block_sums", None) is not None:      # gomaml.distributed
+            if not sharded_ok:
+                raise TypeError(f"tasks: this call needs a gomaml.Tasks in this process; "
+                                f"{type(tasks).__name__} is accepted by meta_loss_grad, "
+                                f"meta_loss and fit only")
+        elif not isinstance(tasks, Tasks):
             raise TypeError(f"tasks must be a gomaml.Tasks, got {type(tasks).__name__}")
         self.tasks = tasks
         self.loss = resolve_loss(loss)
@@ -97,29 +105,53 @@ def aligned_scratch(rows, cols):
 
 def n_blocks_for(m, d):
     """Partial-sum blocks for m tasks: depends on (m, d) only, never on the thread count."""
-    return max(1, min(m, _MAX_BLOCKS, _BLOCK_BYTES // (8 * d)))
+    cap = max(_MAX_BLOCKS, min(_MAX_BLOCKS_LARGE, m // 64))
+    return max(1, min(m, cap, _BLOCK_BYTES // (8 * d)))
 
 
-def _evaluate(problem, theta, mode, task_ids=None, weights=None):
-    """(L, grad or None) through the meta_objective kernel; task_ids/weights select a subset."""
+def block_ptr_for(m, n_blocks):
+    """Block b holds entries block_ptr[b]:block_ptr[b + 1] of m: (n_blocks + 1,) int64."""
+    return (np.arange(n_blocks + 1, dtype=np.int64) * m) // n_blocks
+
+
+def block_sums(problem, theta, mode, task_ids=None, weights=None, block_ptr=None):
+    """Per-block partial sums (block_loss (B,), block_grad (B, d)) through the meta_objective
+    kernel. task_ids/weights select a subset (default: every task, the tasks' weights);
+    block_ptr cuts it into blocks (default: n_blocks_for's)."""
     tasks = problem.tasks
     Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
     if task_ids is None:
         task_ids = np.arange(tasks.n_tasks, dtype=np.int64)
-        weights = tasks.weights
+        weights = tasks.weights if weights is None else weights
         ks_max = tasks.max_support
     else:
         ks_max = int(tasks.support_sizes[task_ids].max())
     m, d = task_ids.shape[0], tasks.d
-    B = n_blocks_for(m, d)
+    if block_ptr is None:
+        block_ptr = block_ptr_for(m, n_blocks_for(m, d))
+    B = block_ptr.shape[0] - 1
     block_loss = np.empty(B)
     block_grad = np.empty((B, d))
     scratch = aligned_scratch(problem.n_threads,
                               _kernels.scratch_size(d, problem.inner_steps, ks_max))
-    _kernels.meta_objective(Xs, ys, s_ptr, Xq, yq, q_ptr, task_ids, weights, theta,
+    _kernels.meta_objective(Xs, ys, s_ptr, Xq, yq, q_ptr, task_ids, weights, block_ptr, theta,
                             problem.loss.code, problem.loss.delta, problem.inner_lr,
                             problem.inner_steps, mode, block_loss, block_grad, scratch,
                             problem.n_threads)
+    return block_loss, block_grad
+
+
+def _evaluate(problem, theta, mode, task_ids=None, weights=None):
+    """(L, grad or None): the block sums, added in block order; task_ids/weights select a
+    subset. Sharded tasks (gomaml.distributed) compute the same block sums on their workers."""
+    remote = getattr(problem.tasks, "_block_sums", None)
+    if remote is not None:
+        if task_ids is not None:
+            raise ValueError("tasks: a subset of tasks (batch_size) is not supported on "
+                             "sharded tasks; train them full-batch")
+        block_loss, block_grad = remote(problem, theta, mode)
+    else:
+        block_loss, block_grad = block_sums(problem, theta, mode, task_ids, weights)
     value = float(np.sum(block_loss))
     if not math.isfinite(value):
         raise problem.overflow("the meta-loss")
@@ -139,7 +171,7 @@ def meta_loss_grad(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
     terms (I - η∇²R) of every inner step included) unless first_order=True (J_i = I).
     Returns (L: float, grad: float64 (d,)).
     """
-    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=True)
     theta = problem.theta(theta)
     mode = _kernels.MODE_FIRST_ORDER if first_order else _kernels.MODE_EXACT
     return _evaluate(problem, theta, mode)
@@ -147,7 +179,7 @@ def meta_loss_grad(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
 
 def meta_loss(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
     """L(θ) = Σ_i p_i R(θ_i; Q_i), a float."""
-    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=True)
     return _evaluate(problem, problem.theta(theta), _kernels.MODE_VALUE)[0]
 
 

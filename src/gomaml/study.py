@@ -188,8 +188,10 @@ def seed_streams(seed):
 
 
 def provenance():
+    """Where a row was computed: versions, build, platform and host (a host field)."""
     return {"gomaml": __version__, "build": build_info(), "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(),
+            "host": platform.node()}
 
 
 def make_data(cfg, n, seed):
@@ -539,9 +541,38 @@ def plot(rows, path, paths=()):
     plt.close(fig)
 
 
+def _serial_rows(cfg, todo, want_path, bar, finished):
+    """(seed, d, row, path, provenance) for each job, run here in order."""
+    prov = provenance()
+    for seed, d in todo:
+        row, path = run_row(cfg, seed, d, status=lambda text: bar.update(finished[0], text),
+                            with_path=want_path(seed, d))
+        yield seed, d, row, path, prov
+
+
+def _cluster_rows(cfg, todo, want_path, client):
+    """(seed, d, row, path, provenance) for each job, one Dask task each, as they finish.
+    Submitted largest d first, so the long rows do not come last."""
+    from distributed import as_completed
+    from gomaml.distributed import run_study_row
+    order = sorted(todo, key=lambda job: -d_value(job[1]))
+    futures = {client.submit(run_study_row, cfg, seed, d, want_path(seed, d), pure=False):
+               (seed, d) for seed, d in order}
+    try:
+        for future in as_completed(futures):
+            seed, d = futures.pop(future)
+            row, path, prov = future.result()
+            yield seed, d, row, path, prov
+    finally:
+        for future in futures:          # interrupted: nothing left running for us
+            future.cancel()
+
+
 def run_study(cfg, out=DEFAULT_OUT, *, fresh=False, progress=True, make_plot=True,
-              stream=sys.stdout):
-    """Run (or resume) the study; returns its rows in (d, seed) order."""
+              stream=sys.stdout, client=None):
+    """Run (or resume) the study; returns its rows in (d, seed) order. client: a
+    dask.distributed Client to run each (seed, d) row as one task on its workers (the rows
+    are the same as here, apart from timings and host fields)."""
     cfg = validate_config(cfg)
     store = RowStore(out, fresh=fresh)
     path_store = RowStore(out, fresh=fresh, name="paths", with_csv=False)
@@ -554,27 +585,30 @@ def run_study(cfg, out=DEFAULT_OUT, *, fresh=False, progress=True, make_plot=Tru
     jobs = [(s, d) for s in cfg["seeds"] for d in cfg["d"]]
     todo = [(s, d) for s, d in jobs if row_key(row_config(cfg, s, d)) not in done]
     bar = Progress(len(jobs), "study", enabled=progress)
-    finished = len(jobs) - len(todo)
-    if finished:
-        print(f"resuming: {finished} of {len(jobs)} rows already in {store.jsonl}",
+    finished = [len(jobs) - len(todo)]
+    if finished[0]:
+        print(f"resuming: {finished[0]} of {len(jobs)} rows already in {store.jsonl}",
               file=sys.stderr)
-    bar.update(finished, "", force=True)
-    prov = provenance()
+    bar.update(finished[0], "", force=True)
+
+    def want_path(seed, d):
+        return (seed == cfg["seeds"][0] and d in cfg["path_d"]
+                and row_key(row_config(cfg, seed, d)) not in paths_done)
+
+    rows_in = (_serial_rows(cfg, todo, want_path, bar, finished) if client is None else
+               _cluster_rows(cfg, todo, want_path, client))
     try:
-        for seed, d in todo:
+        for seed, d, row, path, prov in rows_in:
             rc = row_config(cfg, seed, d)
             key = row_key(rc)
-            want_path = (seed == cfg["seeds"][0] and d in cfg["path_d"]
-                         and key not in paths_done)
-            row, path = run_row(cfg, seed, d, status=lambda text: bar.update(finished, text),
-                                with_path=want_path)
             if path is not None:                # written first: a row's path is never missing
                 path_store.append(json_safe({"key": key, "seed": seed, "d": d, "path": path}))
             row.update(key=key, config=rc, provenance=prov)
             store.append(json_safe(row))
-            finished += 1
-            bar.update(finished, f"seed {seed} d={d} done", force=True)
+            finished[0] += 1
+            bar.update(finished[0], f"seed {seed} d={d} done", force=True)
     finally:
+        rows_in.close()
         bar.close()
     wanted = {row_key(row_config(cfg, s, d)) for s, d in jobs}
     rows = [r for r in store.rows if r["key"] in wanted]

@@ -21,6 +21,7 @@ from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
 from gomaml.objective import NumericalOverflowError, Problem, _evaluate, meta_loss
+from gomaml.tasks import Tasks
 
 _EXPLODE = 1e8        # L above this multiple of max(L(θ0), 1) counts as divergence
 
@@ -213,7 +214,7 @@ def check_fit_arguments(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                         checkpoint=None, checkpoint_every=30.0, n_threads=None):
     """Validate fit's arguments (TypeError/ValueError naming the argument) without training:
     the CLI calls it before it writes any file. Returns (problem, checked values)."""
-    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
+    problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=True)
     if not isinstance(first_order, (bool, np.bool_)):
         raise TypeError(f"first_order must be True or False, got {first_order!r}")
     checked = dict(
@@ -226,6 +227,9 @@ def check_fit_arguments(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
         checkpoint_every=(_check_positive("checkpoint_every", checkpoint_every,
                                           allow_none=False) if checkpoint_every != 0 else 0.0),
     )
+    if checked["batch_size"] is not None and not isinstance(tasks, Tasks):
+        raise ValueError(f"batch_size: mini-batches need a gomaml.Tasks; "
+                         f"{type(tasks).__name__} trains full-batch (batch_size=None)")
     if checked["batch_size"] is not None and checked["batch_size"] > tasks.n_tasks:
         raise ValueError(f"batch_size must be <= n_tasks = {tasks.n_tasks}, "
                          f"got {checked['batch_size']}")
