@@ -281,11 +281,11 @@ class ShardedTasks:
                 distributed.wait(list(calls.values()))
             except distributed.client.FuturesCancelledError:
                 pass                        # a lost shard: its call is re-sent below
+            done = [s for s, call in calls.items() if call.status == "finished"]
+            for s, value in zip(done, self._client.gather([calls[s] for s in done])):
+                results[s] = value                      # one round trip for all of them
+                del calls[s]
             for s, call in list(calls.items()):
-                if call.status == "finished":
-                    results[s] = call.result()
-                    del calls[s]
-                    continue
                 if call.status == "error" and self._futures[s].status == "finished":
                     call.result()                        # an error of the computation: raise it
                 resends += 1
