@@ -166,7 +166,7 @@ def test_bad_arguments(rng):
         gomaml.optimality_bound(omega, tasks, R=-1.0)
     with pytest.raises(ValueError, match="R must be"):
         gomaml.optimality_bound(omega, tasks, R="best")
-    with pytest.raises(ValueError, match="solver must be"):
+    with pytest.raises(ValueError, match="solver: unknown name"):
         gomaml.optimality_bound(omega, tasks, solver="magic")
     with pytest.raises(ValueError, match=r"comparator: expected shape \(4,\)"):
         gomaml.optimality_bound(omega, tasks, comparator=np.zeros(3))

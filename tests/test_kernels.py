@@ -74,7 +74,7 @@ def test_identity_is_exactly_linear_and_legendre_has_none():
 
 
 def test_bad_kernel_arguments():
-    with pytest.raises(ValueError, match="bandwidth must be finite and > 0"):
+    with pytest.raises(ValueError, match="bandwidth must be a finite number > 0"):
         kernels.RBF(0.0)
     with pytest.raises(TypeError, match="bias must be True or False"):
         kernels.ReLU(bias=1)

@@ -42,17 +42,19 @@ def test_logistic_labels():
         s.ys, np.where(np.einsum("nkp,np->nk", s.Xs, s.params["w"]) >= 0, 1.0, -1.0))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_tasks": 0}, "n_tasks must be"),
-    ({"k_support": 1.5}, "k_support must be"),
-    ({"noise": -1.0}, "noise must be"),
-    ({"amplitude": (5, 1)}, "amplitude must be"),
-    ({"x_range": "ab"}, "x_range must be"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"n_tasks": 0}, ValueError, "n_tasks must be an int >= 1"),
+    ({"k_support": 1.5}, TypeError, "k_support must be an int"),     # the one rule: a type
+    ({"noise": -1.0}, ValueError, "noise must be a finite number >= 0"),
+    ({"noise": True}, TypeError, "noise must be a real number"),
+    ({"amplitude": (5, 1)}, ValueError, "amplitude must have low < high"),
+    ({"x_range": "ab"}, TypeError, r"x_range\[0\] must be a real number"),
+    ({"x_range": 3.0}, TypeError, "x_range must be a pair"),
 ])
-def test_bad_parameters(kwargs, match):
+def test_bad_parameters(kwargs, error, match):
     base = dict(n_tasks=3, k_support=2, k_query=2)
     base.update(kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         synthetic.sinusoid(**base)
 
 

@@ -62,12 +62,12 @@ def test_absurd_thread_counts_are_value_errors_in_a_subprocess(n_threads):
             f"except ValueError as e:\n    print('ValueError:', e)\n")
     proc = run_python(code)
     assert proc.returncode == 0 and proc.stdout.startswith("ValueError: n_threads must be "
-                                                           "between 1 and"), proc
+                                                           "an int between 1 and"), proc
 
 
 @pytest.mark.parametrize("inner_steps, match", [
-    (2**31, "inner_steps must be between 1 and 2147483647"),
-    (2**40, "inner_steps must be between 1 and"),
+    (2**31, "inner_steps must be an int between 1 and 2147483647"),
+    (2**40, "inner_steps must be an int between 1 and"),
     (2**30, r"inner_steps = 1073741824 needs .* GiB of scratch"),
 ])
 def test_huge_inner_steps_are_value_errors(inner_steps, match):

@@ -15,7 +15,8 @@ Measured on the 2-core development machine (bench/shared_machine.py; figures in 
 """
 import math
 import os
-import numbers
+
+from gomaml import _validate
 
 _WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 DEFAULT_SPINCOUNT = "3000"
@@ -118,14 +119,12 @@ def check_n_threads(n_threads):
     """n_threads as given (None or a checked int): TypeError/ValueError naming it."""
     if n_threads is None:
         return None
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"n_threads must be a positive int or None, got {n_threads!r}")
-    n = int(n_threads)
     limit = MAX_OVERSUBSCRIPTION * cpus_present()
-    if n < 1 or n > limit:
-        raise ValueError(f"n_threads must be between 1 and {limit} ({MAX_OVERSUBSCRIPTION}× "
-                         f"the {cpus_present()} CPUs present), got {n}")
-    return n
+    try:
+        return _validate.integer("n_threads", n_threads, low=1, high=limit)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (at most {MAX_OVERSUBSCRIPTION}× the {cpus_present()} CPUs "
+                         f"present)") from None
 
 
 def resolve_n_threads(n_threads, work=None):

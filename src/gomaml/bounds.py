@@ -4,13 +4,13 @@ Every term is computed in float64 (also for float32 tasks), for one inner step (
 """
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 from scipy import linalg
 
 from gomaml._json import json_safe
 from gomaml._linalg import norm, single_threaded_blas
+from gomaml import _validate
 from gomaml._memory import check_fits
 from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
 from gomaml._threads import _kernels, resolve_n_threads
@@ -107,14 +107,16 @@ def _check_one_step(inner_steps):
                          f"got {inner_steps} (no bound is returned that nothing proves)")
 
 
+#: optimality_bound's solver= choices
+SOLVERS = ("auto", "exact", "matrix_free")
+
+
 def _check_R(R):
     if isinstance(R, str):
         if R != "auto":
             raise ValueError(f"R must be 'auto' or a number >= 0, got {R!r}")
         return None
-    if isinstance(R, bool) or not isinstance(R, numbers.Real) or not math.isfinite(R) or R < 0:
-        raise ValueError(f"R must be 'auto' or a finite number >= 0, got {R!r}")
-    return float(R)
+    return _validate.real("R", R, low=0)
 
 
 def _packed64(tasks):
@@ -374,10 +376,8 @@ def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
     omega = problem.theta(omega, "omega")
     R = _check_R(R)
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
-        raise ValueError(f"tol must be a number > 0, got {tol!r}")
-    if solver not in ("auto", "exact", "matrix_free"):
-        raise ValueError(f"solver must be 'auto', 'exact' or 'matrix_free', got {solver!r}")
+    _validate.positive("tol", tol)
+    _validate.choice("solver", solver, SOLVERS)
     if comparator is None:
         if problem.loss.name != "squared":
             raise ValueError(f"comparator: no closed-form global minimiser exists for the "

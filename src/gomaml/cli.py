@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 

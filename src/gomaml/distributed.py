@@ -8,10 +8,10 @@ shard sends back its blocks' partial sums, which the client adds in block order 
 meta_loss_grad does: the result is bit-identical to meta_loss_grad on the same tasks.
 """
 import hashlib
-import numbers
 
 import numpy as np
 
+from gomaml import _validate
 from gomaml import _threads
 from gomaml.objective import Problem, block_ptr_for, block_sums, n_blocks_for
 from gomaml.tasks import Tasks
@@ -166,11 +166,7 @@ class ShardedTasks:
         if not callable(loader):
             raise TypeError(f"loader must be callable (shard index -> Tasks), got "
                             f"{type(loader).__name__}")
-        if isinstance(n_shards, bool) or not isinstance(n_shards, numbers.Integral) \
-                or n_shards < 1:
-            raise (TypeError if not isinstance(n_shards, numbers.Integral) else ValueError)(
-                f"n_shards must be an int >= 1, got {n_shards!r}")
-        S = int(n_shards)
+        S = _validate.integer("n_shards", n_shards, low=1)
         loaded = [client.submit(_load, loader, s, pure=False) for s in range(S)]
         infos = client.gather([client.submit(_describe, f, pure=False) for f in loaded])
         d, dtype = infos[0]["d"], infos[0]["dtype"]
@@ -316,11 +312,10 @@ def max_shards(n_tasks, d):
 
 
 def _check_shards(n_shards, n, d):
-    if isinstance(n_shards, bool) or not isinstance(n_shards, numbers.Integral):
-        raise TypeError(f"n_shards must be an int, got {n_shards!r}")
     B = max_shards(n, d)
-    if not 1 <= n_shards <= B:
-        raise ValueError(f"n_shards must be between 1 and {B} (the block count of {n} tasks "
-                         f"at d = {d}: shards are cut at block boundaries), got {n_shards}")
-    return int(n_shards)
+    try:
+        return _validate.integer("n_shards", n_shards, low=1, high=B)
+    except ValueError as exc:
+        raise ValueError(f"{exc} ({B} is the block count of {n} tasks at d = {d}: shards are "
+                         f"cut at block boundaries)") from None
 

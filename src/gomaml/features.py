@@ -4,11 +4,11 @@ Each map has fit(input_dim) -> self, transform(X (m, p), dtype=float64) -> (m, d
 chunks of rows (bounded memory), and n_features (d, including the optional bias column: the
 model φᵀθ has no intercept otherwise).
 """
-import numbers
 
 import numpy as np
 from numpy.polynomial import legendre
 
+from gomaml import _validate
 from gomaml.kernels import augmented_inputs
 
 _CHUNK_BYTES = 64 << 20     # per chunk of the output
@@ -23,10 +23,7 @@ class FeatureMap:
         self.input_dim = None
 
     def fit(self, input_dim):
-        if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral) \
-                or input_dim < 1:
-            raise ValueError(f"input_dim must be an int >= 1, got {input_dim!r}")
-        self.input_dim = int(input_dim)
+        self.input_dim = _validate.integer("input_dim", input_dim, low=1)
         self._fit(np.random.default_rng(self.seed))
         return self
 
@@ -137,10 +134,7 @@ class _RandomUnits(FeatureMap):
 
     def __init__(self, n_features, *, bias=False, seed=0):
         super().__init__(bias=bias, seed=seed)
-        if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) \
-                or n_features < 1:
-            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
-        self.D = int(n_features)
+        self.D = _validate.integer("n_features", n_features, low=1)
 
     def _width(self):
         return self.D
@@ -170,10 +164,7 @@ class RandomFourier(_RandomUnits):
 
     def __init__(self, n_features, *, bandwidth=1.0, bias=False, seed=0):
         super().__init__(n_features, bias=bias, seed=seed)
-        if not (isinstance(bandwidth, numbers.Real) and np.isfinite(bandwidth)
-                and bandwidth > 0):
-            raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth!r}")
-        self.bandwidth = float(bandwidth)
+        self.bandwidth = _validate.positive("bandwidth", bandwidth)
 
     def _fit(self, rng):
         self.W = rng.normal(size=(self.input_dim, self.D)) / self.bandwidth
@@ -220,10 +211,7 @@ class NeuralTangent(FeatureMap):
 
     def __init__(self, n_units, *, bias=False, seed=0):
         super().__init__(bias=bias, seed=seed)
-        if isinstance(n_units, bool) or not isinstance(n_units, numbers.Integral) \
-                or n_units < 1:
-            raise ValueError(f"n_units must be an int >= 1, got {n_units!r}")
-        self.m = int(n_units)
+        self.m = _validate.integer("n_units", n_units, low=1)
 
     def _width(self):
         return self.m * (self.input_dim + 1)
@@ -262,12 +250,8 @@ class Legendre(FeatureMap):
 
     def __init__(self, degree, *, interval=(-5.0, 5.0), bias=False, seed=0):
         super().__init__(bias=bias, seed=seed)
-        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 0:
-            raise ValueError(f"degree must be an int >= 0, got {degree!r}")
-        lo, hi = (float(v) for v in interval)
-        if not lo < hi:
-            raise ValueError(f"interval must have low < high, got {interval!r}")
-        self.degree, self.interval = int(degree), (lo, hi)
+        self.degree = _validate.integer("degree", degree, low=0)
+        self.interval = _validate.interval("interval", interval)
 
     def _width(self):
         return self.degree + 1

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from gomaml._linalg import single_threaded_blas
-from gomaml._memory import check_fits, human
+from gomaml._memory import check_fits
 from gomaml.features import FeatureMap
 from gomaml.kernels import Kernel, _as_inputs
 from gomaml.losses import resolve_loss

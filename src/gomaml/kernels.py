@@ -9,10 +9,10 @@ Gram blocks are a BLAS product (on one thread) plus a typed elementwise pass par
 rows (gomaml._kernels.gram_finish), in blocks of rows (bounded memory): the same inputs give
 the same bits for any thread setting.
 """
-import numbers
 
 import numpy as np
 
+from gomaml import _validate
 from gomaml._linalg import single_threaded_blas
 from gomaml._threads import _kernels, resolve_n_threads
 
@@ -83,11 +83,7 @@ class RBF(Kernel):
 
     def __init__(self, bandwidth=1.0, *, bias=False):
         super().__init__(bias=bias)
-        if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
-            raise TypeError(f"bandwidth must be a number, got {bandwidth!r}")
-        if not (np.isfinite(bandwidth) and bandwidth > 0):
-            raise ValueError(f"bandwidth must be finite and > 0, got {bandwidth!r}")
-        self.bandwidth = float(bandwidth)
+        self.bandwidth = _validate.positive("bandwidth", bandwidth)
 
     def _prepare(self, X):
         Xs = X / self.bandwidth

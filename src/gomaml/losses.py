@@ -1,9 +1,8 @@
 """The per-sample losses of theory.md §2 as objects; the arithmetic is the kernels' point functions."""
-import math
-import numbers
 
 import numpy as np
 
+from gomaml import _validate
 from gomaml import _kernels
 
 SQUARED, LOGISTIC, PSEUDO_HUBER = 0, 1, 2
@@ -68,11 +67,7 @@ class PseudoHuber(Loss):
     code = PSEUDO_HUBER
 
     def __init__(self, delta=1.0):
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
-            raise TypeError(f"delta must be a real number, got {delta!r}")
-        if not math.isfinite(delta) or delta <= 0:
-            raise ValueError(f"delta must be finite and > 0, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = _validate.positive("delta", delta)
 
     def __repr__(self):
         return f"PseudoHuber(delta={self.delta!r})"

@@ -3,11 +3,11 @@
 Validation, allocation and thread policy; the arithmetic is in the compiled kernels.
 """
 import math
-import numbers
 
 import numpy as np
 
 from gomaml._memory import human, available_bytes
+from gomaml import _validate
 from gomaml._threads import _kernels, resolve_n_threads
 from gomaml.losses import LOGISTIC, resolve_loss
 from gomaml.tasks import Tasks
@@ -50,17 +50,9 @@ class Problem:
         if self.loss.code == LOGISTIC and not tasks.labels_are_pm1:
             raise ValueError("tasks: the logistic loss needs labels in {-1, +1}; these tasks "
                              "have other labels (ys or yq)")
-        if isinstance(inner_lr, bool) or not isinstance(inner_lr, numbers.Real):
-            raise TypeError(f"inner_lr must be a real number, got {inner_lr!r}")
-        if not math.isfinite(inner_lr) or inner_lr <= 0:
-            raise ValueError(f"inner_lr must be finite and > 0, got {inner_lr!r}")
-        self.inner_lr = float(inner_lr)
-        if isinstance(inner_steps, bool) or not isinstance(inner_steps, numbers.Integral):
-            raise TypeError(f"inner_steps must be an int, got {inner_steps!r}")
-        if not 1 <= inner_steps <= MAX_INNER_STEPS:
-            raise ValueError(f"inner_steps must be between 1 and {MAX_INNER_STEPS}, "
-                             f"got {inner_steps}")
-        self.inner_steps = int(inner_steps)
+        self.inner_lr = _validate.positive("inner_lr", inner_lr)
+        self.inner_steps = _validate.integer("inner_steps", inner_steps, low=1,
+                                             high=MAX_INNER_STEPS)
         T, ks_max = self.inner_steps, tasks.max_support
         work = tasks.d * (4 * T * tasks.total_support + 2 * tasks.total_query)
         self.n_threads = resolve_n_threads(n_threads, work)

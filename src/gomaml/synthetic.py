@@ -5,9 +5,10 @@ Xq (n, kq, p), yq (n, kq) of raw inputs (apply a feature map from gomaml.feature
 φ(x)), and `params`, a dict of the true per-task parameters.
 """
 import dataclasses
-import numbers
 
 import numpy as np
+
+from gomaml import _validate
 
 
 @dataclasses.dataclass
@@ -40,27 +41,15 @@ class SyntheticTasks:
         return Tasks(Fs, self.ys.astype(dtype), Fq, self.yq.astype(dtype), dtype=dtype)
 
 
-def _count(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
+def _count(name, value):
+    return _validate.integer(name, value, low=1)
 
 
 def _nonneg(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-            not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return _validate.real(name, value, low=0)
 
 
-def _interval(name, value):
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ValueError(f"{name} must be finite with low < high, got {value!r}")
-    return lo, hi
+_interval = _validate.interval
 
 
 def linear_regression(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.1,

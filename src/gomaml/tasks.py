@@ -3,11 +3,11 @@
 All data validation happens here, once; kernel calls check only theta.
 """
 import hashlib
-import numbers
 import os
 
 import numpy as np
 
+from gomaml import _validate
 from gomaml._files import atomic_open, read_npz
 
 _FINITE_CHUNK = 1 << 20  # elements per finiteness check, to bound the temporary
@@ -322,8 +322,7 @@ class Tasks:
 
     def task(self, i):
         """(Xs_i, ys_i, Xq_i, yq_i) of task i: read-only views, no copy."""
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-            raise TypeError(f"i must be an int, got {type(i).__name__}")
+        _validate.integer("i", i)
         n = self.n_tasks
         if not -n <= i < n:
             raise IndexError(f"i = {i} is out of range for {n} tasks")

@@ -9,7 +9,6 @@ import collections
 import dataclasses
 import json
 import math
-import numbers
 import os
 import time
 
@@ -18,6 +17,7 @@ import numpy as np
 from gomaml import _kernels
 from gomaml._files import atomic_open, read_npz
 from gomaml._json import json_safe
+from gomaml import _validate
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
 from gomaml.objective import NumericalOverflowError, Problem, _evaluate, meta_loss
@@ -134,29 +134,6 @@ class _History:
                 for k, v in self.data.items()}
 
 
-def _check_positive(name, value, allow_none=True):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number{' or None' if allow_none else ''}, "
-                        f"got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0{' or None' if allow_none else ''}"
-                         f", got {value!r}")
-    return float(value)
-
-
-def _check_int(name, value, low, allow_none=True):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}, "
-                        f"got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 def _accept(L, gn, Lt, gt, step, first_order):
     """Backtracking test. Armijo's decrease where L can resolve it; near a stationary point,
     where step·‖g‖² is below the rounding of L, a strictly smaller gradient norm with L no
@@ -215,17 +192,14 @@ def check_fit_arguments(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
     """Validate fit's arguments (TypeError/ValueError naming the argument) without training:
     the CLI calls it before it writes any file. Returns (problem, checked values)."""
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=True)
-    if not isinstance(first_order, (bool, np.bool_)):
-        raise TypeError(f"first_order must be True or False, got {first_order!r}")
     checked = dict(
-        first_order=bool(first_order),
-        outer_lr=_check_positive("outer_lr", outer_lr),
-        max_iter=_check_int("max_iter", max_iter, 0, allow_none=False),
-        tol=_check_positive("tol", tol, allow_none=False) if tol != 0 else 0.0,
-        batch_size=_check_int("batch_size", batch_size, 1),
-        seed=_check_int("seed", seed, 0),
-        checkpoint_every=(_check_positive("checkpoint_every", checkpoint_every,
-                                          allow_none=False) if checkpoint_every != 0 else 0.0),
+        first_order=_validate.boolean("first_order", first_order),
+        outer_lr=_validate.positive("outer_lr", outer_lr, allow_none=True),
+        max_iter=_validate.integer("max_iter", max_iter, low=0),
+        tol=_validate.real("tol", tol, low=0),
+        batch_size=_validate.integer("batch_size", batch_size, low=1, allow_none=True),
+        seed=_validate.integer("seed", seed, low=0, allow_none=True),
+        checkpoint_every=_validate.real("checkpoint_every", checkpoint_every, low=0),
     )
     if checked["batch_size"] is not None and not isinstance(tasks, Tasks):
         raise ValueError(f"batch_size: mini-batches need a gomaml.Tasks; "
