@@ -15,7 +15,7 @@ import time
 import gomaml
 from gomaml.bounds import exact_route, theorem1_report
 from gomaml.features import make_feature_map
-from gomaml.objective import Problem
+from gomaml._core import Problem
 from gomaml.study import make_data, seed_streams, validate_config
 
 

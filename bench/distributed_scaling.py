@@ -16,7 +16,7 @@ import numpy as np
 
 import gomaml
 from gomaml.distributed import ShardedTasks, slice_tasks
-from gomaml.objective import block_ptr_for, n_blocks_for
+from gomaml._core import block_ptr_for, n_blocks_for
 
 
 def median_seconds(f, repeat=7):

@@ -10,7 +10,8 @@ from gomaml.objective import (NumericalOverflowError, meta_loss_grad, meta_loss,
 from gomaml.train import fit, FitResult, DivergenceError
 from gomaml.minimizer import global_minimizer
 from gomaml.kernel_tasks import KernelTasks
-from gomaml import kernels
+from gomaml import features, kernels, synthetic
+from gomaml.estimators import MAMLRegressor, MAMLClassifier
 from gomaml.bounds import (optimality_bound, corollary1_bound, functional_derivative,
                            BoundReport)
 
@@ -19,5 +20,5 @@ __all__ = [
     "meta_loss_grad", "meta_loss", "adapt", "task_losses", "predict",
     "fit", "FitResult", "DivergenceError", "NumericalOverflowError", "global_minimizer",
     "optimality_bound", "corollary1_bound", "functional_derivative", "BoundReport",
-    "KernelTasks", "kernels",
+    "KernelTasks", "kernels", "features", "synthetic", "MAMLRegressor", "MAMLClassifier",
 ]

@@ -5,6 +5,8 @@ the right type that is out of range is a ValueError. Every message names the arg
 import math
 import numbers
 
+import numpy as np
+
 
 def _none_ok(allow_none):
     return " or None" if allow_none else ""
@@ -78,3 +80,16 @@ def interval(name, value):
     if not lo < hi:
         raise ValueError(f"{name} must have low < high, got {value!r}")
     return lo, hi
+
+
+def array(name, value, dtype=None):
+    """np.asarray(value, dtype), or a TypeError naming the argument: for a tensor that
+    requires grad (say what to do), or for anything NumPy cannot read as numbers."""
+    if getattr(value, "requires_grad", False) is True:
+        raise TypeError(f"{name}: a tensor that requires grad; pass {name}.detach() (gomaml "
+                        f"computes exact meta-gradients itself; CPU tensors without grad are "
+                        f"read as they are)")
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name}: cannot be read as a numeric array ({exc})") from None

@@ -14,7 +14,8 @@ from gomaml import _validate
 from gomaml._memory import check_fits
 from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
 from gomaml._threads import _kernels, resolve_n_threads
-from gomaml.objective import NumericalOverflowError, Problem, adapt, meta_loss, meta_loss_grad
+from gomaml._core import NumericalOverflowError, Problem
+from gomaml.objective import adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
 # solver="auto" compares two cost estimates, both fixed functions of the sizes (flop-equivalent

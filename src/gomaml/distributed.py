@@ -13,7 +13,7 @@ import numpy as np
 
 from gomaml import _validate
 from gomaml import _threads
-from gomaml.objective import Problem, block_ptr_for, block_sums, n_blocks_for
+from gomaml._core import Problem, block_ptr_for, block_sums, n_blocks_for
 from gomaml.tasks import Tasks
 
 #: how often one shard's evaluation is re-sent after its worker was lost, in one call

@@ -99,7 +99,7 @@ class FeatureMap:
     def _check_inputs(self, X):
         if self.input_dim is None:
             raise RuntimeError(f"{type(self).__name__}: call fit(input_dim) first")
-        X = np.asarray(X, dtype=np.float64)
+        X = _validate.array("X", X, np.float64)
         if X.ndim == 1 and self.input_dim == 1:
             X = X[:, None]
         if X.ndim != 2 or X.shape[1] != self.input_dim:

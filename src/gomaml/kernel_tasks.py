@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from gomaml import _validate
 from gomaml._linalg import single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.features import FeatureMap
@@ -99,7 +100,7 @@ class KernelTasks:
     def coefficients(self, theta):
         """a (n_points,): θ over the training points, θ = Σ_u a_u φ(u) (the minimum-norm
         coefficients; a distinct input's coefficient sits on its first occurrence in U)."""
-        t = np.asarray(theta, dtype=np.float64)
+        t = _validate.array("theta", theta, np.float64)
         if t.shape != (self.rank,):
             raise ValueError(f"theta: expected shape ({self.rank},) (the rank of Ψ), "
                              f"got {t.shape}")

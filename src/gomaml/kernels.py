@@ -20,10 +20,7 @@ _BLOCK_BYTES = 32 << 20          # per block of the output
 
 
 def _as_inputs(name, X, p=None):
-    try:
-        A = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: cannot be read as a float array ({exc})") from None
+    A = _validate.array(name, X, np.float64)
     if A.ndim == 1:
         A = A[:, None]
     if A.ndim != 2:

@@ -13,7 +13,8 @@ from scipy.linalg import lapack
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.losses import resolve_loss
-from gomaml.objective import NumericalOverflowError, Problem, _kernels, aligned_scratch
+from gomaml._core import NumericalOverflowError, Problem, aligned_scratch
+from gomaml._threads import _kernels
 
 # Cholesky of a Gram matrix (condition = cond(M)²) is trusted below this estimate: the
 # solution's relative error is then about cond·eps ≈ 2e-8.

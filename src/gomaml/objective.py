@@ -1,178 +1,103 @@
 """The MAML meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) and its exact gradient (theory.md §3).
 
-Validation, allocation and thread policy; the arithmetic is in the compiled kernels.
+The public calls; the validated call, the block evaluation and the scratch helpers are the
+internal contract in gomaml._core; the arithmetic is in the compiled kernels.
 """
-import math
-
 import numpy as np
 
-from gomaml._memory import human, available_bytes
 from gomaml import _validate
-from gomaml._threads import _kernels, resolve_n_threads
-from gomaml.losses import LOGISTIC, resolve_loss
-from gomaml.tasks import Tasks
-
-# At most this many partial-sum blocks (rows of d doubles), and at most this many bytes of them;
-# beyond 64·64 tasks, one block per 64 tasks up to _MAX_BLOCKS_LARGE (so a large task set can
-# be cut into that many shards on a cluster, gomaml.distributed).
-_MAX_BLOCKS = 64
-_MAX_BLOCKS_LARGE = 1024
-_BLOCK_BYTES = 64 << 20
-
-
-class NumericalOverflowError(ArithmeticError):
-    """A result overflowed to inf or NaN although every input was finite (the CLI exits 1)."""
-
-
-NonFiniteOutputError = NumericalOverflowError      # the name before 0.2
-
-#: inner_steps is a C int in the kernels
-MAX_INNER_STEPS = 2**31 - 1
-#: per-thread scratch above this many bytes is checked against the memory available
-_SCRATCH_CHECK = 64 << 20
-
-
-class Problem:
-    """Validated arguments of one kernel call: the tasks, the loss and the inner loop."""
-
-    __slots__ = ("tasks", "loss", "inner_lr", "inner_steps", "n_threads")
-
-    def __init__(self, tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=False):
-        if getattr(tasks, "_block_sums", None) is not None:      # gomaml.distributed
-            if not sharded_ok:
-                raise TypeError(f"tasks: this call needs a gomaml.Tasks in this process; "
-                                f"{type(tasks).__name__} is accepted by meta_loss_grad, "
-                                f"meta_loss and fit only")
-        elif not isinstance(tasks, Tasks):
-            raise TypeError(f"tasks must be a gomaml.Tasks, got {type(tasks).__name__}")
-        self.tasks = tasks
-        self.loss = resolve_loss(loss)
-        if self.loss.code == LOGISTIC and not tasks.labels_are_pm1:
-            raise ValueError("tasks: the logistic loss needs labels in {-1, +1}; these tasks "
-                             "have other labels (ys or yq)")
-        self.inner_lr = _validate.positive("inner_lr", inner_lr)
-        self.inner_steps = _validate.integer("inner_steps", inner_steps, low=1,
-                                             high=MAX_INNER_STEPS)
-        T, ks_max = self.inner_steps, tasks.max_support
-        work = tasks.d * (4 * T * tasks.total_support + 2 * tasks.total_query)
-        self.n_threads = resolve_n_threads(n_threads, work)
-        # the backward pass keeps l'' of every inner step: T·max ks doubles per thread
-        need = 8 * self.n_threads * (3 * tasks.d + T * ks_max)
-        if need > _SCRATCH_CHECK:
-            avail = available_bytes()
-            if avail is not None and need > avail // 2:
-                raise ValueError(f"inner_steps = {T} needs {human(need)} of scratch "
-                                 f"({self.n_threads} thread(s) × (3·d + inner_steps × "
-                                 f"{ks_max} support rows) doubles), more than half the "
-                                 f"{human(avail)} available")
-
-    def theta(self, theta, name="theta"):
-        """theta as a float64 (d,) array, checked in O(d)."""
-        try:
-            t = np.asarray(theta, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: cannot be read as a float64 array ({exc})") from None
-        d = self.tasks.d
-        if t.shape != (d,):
-            raise ValueError(f"{name}: expected shape ({d},) (the tasks' d), got {t.shape}")
-        if not np.isfinite(t).all():
-            raise ValueError(f"{name}: contains NaN or inf")
-        return np.ascontiguousarray(t)
-
-    def overflow(self, what):
-        return NumericalOverflowError(
-            f"{what} is not finite (inf or NaN) although the inputs are: the inner loop or the "
-            f"loss overflowed. Reduce inner_lr (now {self.inner_lr:g}) or the scale of theta, "
-            f"the features or the labels.")
-
-
-def aligned_scratch(rows, cols):
-    """(rows, cols) float64 scratch whose rows each start on a 64-byte cache line, so no
-    thread's vectors straddle lines or share one with another thread's."""
-    width = -(-cols // 8) * 8
-    raw = np.empty(rows * width + 8)
-    offset = (-raw.ctypes.data % 64) // 8
-    return raw[offset:offset + rows * width].reshape(rows, width)
-
-
-def n_blocks_for(m, d):
-    """Partial-sum blocks for m tasks: depends on (m, d) only, never on the thread count."""
-    cap = max(_MAX_BLOCKS, min(_MAX_BLOCKS_LARGE, m // 64))
-    return max(1, min(m, cap, _BLOCK_BYTES // (8 * d)))
-
-
-def block_ptr_for(m, n_blocks):
-    """Block b holds entries block_ptr[b]:block_ptr[b + 1] of m: (n_blocks + 1,) int64."""
-    return (np.arange(n_blocks + 1, dtype=np.int64) * m) // n_blocks
-
-
-def block_sums(problem, theta, mode, task_ids=None, weights=None, block_ptr=None):
-    """Per-block partial sums (block_loss (B,), block_grad (B, d)) through the meta_objective
-    kernel. task_ids/weights select a subset (default: every task, the tasks' weights);
-    block_ptr cuts it into blocks (default: n_blocks_for's)."""
-    tasks = problem.tasks
-    Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
-    if task_ids is None:
-        task_ids = np.arange(tasks.n_tasks, dtype=np.int64)
-        weights = tasks.weights if weights is None else weights
-        ks_max = tasks.max_support
-    else:
-        ks_max = int(tasks.support_sizes[task_ids].max())
-    m, d = task_ids.shape[0], tasks.d
-    if block_ptr is None:
-        block_ptr = block_ptr_for(m, n_blocks_for(m, d))
-    B = block_ptr.shape[0] - 1
-    block_loss = np.empty(B)
-    block_grad = np.empty((B, d))
-    scratch = aligned_scratch(problem.n_threads,
-                              _kernels.scratch_size(d, problem.inner_steps, ks_max))
-    _kernels.meta_objective(Xs, ys, s_ptr, Xq, yq, q_ptr, task_ids, weights, block_ptr, theta,
-                            problem.loss.code, problem.loss.delta, problem.inner_lr,
-                            problem.inner_steps, mode, block_loss, block_grad, scratch,
-                            problem.n_threads)
-    return block_loss, block_grad
-
-
-def _evaluate(problem, theta, mode, task_ids=None, weights=None):
-    """(L, grad or None): the block sums, added in block order; task_ids/weights select a
-    subset. Sharded tasks (gomaml.distributed) compute the same block sums on their workers."""
-    remote = getattr(problem.tasks, "_block_sums", None)
-    if remote is not None:
-        if task_ids is not None:
-            raise ValueError("tasks: a subset of tasks (batch_size) is not supported on "
-                             "sharded tasks; train them full-batch")
-        block_loss, block_grad = remote(problem, theta, mode)
-    else:
-        block_loss, block_grad = block_sums(problem, theta, mode, task_ids, weights)
-    value = float(np.sum(block_loss))
-    if not math.isfinite(value):
-        raise problem.overflow("the meta-loss")
-    if not mode:
-        return value, None
-    grad = block_grad.sum(axis=0)     # fixed order over blocks
-    if not np.isfinite(grad).all():
-        raise problem.overflow("the meta-gradient")
-    return value, grad
+from gomaml._core import (NonFiniteOutputError, NumericalOverflowError, Problem,  # noqa: F401
+                          aligned_scratch, evaluate)
+from gomaml._threads import _kernels
 
 
 def meta_loss_grad(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                    first_order=False, n_threads=None):
-    """The meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) and its gradient.
+    """The MAML meta-objective and its exact gradient.
 
-    theta (d,), tasks: Tasks. The gradient is exact (Σ_i p_i J_iᵀ ∇R(θ_i; Q_i), the Hessian
-    terms (I - η∇²R) of every inner step included) unless first_order=True (J_i = I).
-    Returns (L: float, grad: float64 (d,)).
+    L(θ) = Σ_i p_i R(θ_i; Q_i), θ_i the result of `inner_steps` gradient steps of size
+    `inner_lr` on task i's support risk from θ; the gradient Σ_i p_i J_iᵀ ∇R(θ_i; Q_i) includes
+    the Hessian terms (I − η∇²R) of every inner step (docs/theory.md §3), never forming a d×d
+    matrix. Parallel over tasks; bit-identical for any n_threads.
+
+    Parameters
+    ----------
+    theta : array_like, shape (d,)
+        The meta-parameters; converted to float64.
+    tasks : Tasks or gomaml.distributed.ShardedTasks
+        The tasks (features φ(x), labels, weights p_i).
+    loss : {"squared", "logistic", "pseudo_huber"} or Loss, default "squared"
+        The per-sample loss; "logistic" needs labels in {−1, +1}.
+    inner_lr : float, default 0.1
+        The inner step size η > 0.
+    inner_steps : int, default 1
+        Inner gradient steps T >= 1.
+    first_order : bool, default False
+        First-order MAML: J_i = I (the direction, not ∇L).
+    n_threads : int or None, default None
+        Threads; None: the CPUs this process may use (README, "Threads").
+
+    Returns
+    -------
+    L : float
+    grad : ndarray of float64, shape (d,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named (wrong type or value, theta of the wrong shape or not finite,
+        labels outside {−1, +1} for the logistic loss).
+    NumericalOverflowError
+        L or the gradient overflowed although the inputs are finite (reduce inner_lr).
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(0)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(8, 5, 3)), rng.normal(size=(8, 5)))
+    >>> L, g = gomaml.meta_loss_grad(np.zeros(3), tasks, inner_lr=0.1)
+    >>> g.shape
+    (3,)
     """
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=True)
     theta = problem.theta(theta)
+    first_order = _validate.boolean("first_order", first_order)
     mode = _kernels.MODE_FIRST_ORDER if first_order else _kernels.MODE_EXACT
-    return _evaluate(problem, theta, mode)
+    return evaluate(problem, theta, mode)
 
 
-def meta_loss(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
-    """L(θ) = Σ_i p_i R(θ_i; Q_i), a float."""
+def meta_loss(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False,
+              n_threads=None):
+    """The meta-objective L(θ) = Σ_i p_i R(θ_i; Q_i) alone (no gradient pass).
+
+    Parameters
+    ----------
+    theta, tasks, loss, inner_lr, inner_steps, n_threads
+        As for `meta_loss_grad`.
+    first_order : bool, default False
+        Accepted for symmetry with `meta_loss_grad` and `fit`: first-order MAML changes the
+        gradient, not L, so the value is the same either way.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError, NumericalOverflowError
+        As for `meta_loss_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    >>> # one inner step from 0: θ_i = 0.1·2·(1, 1), φᵀθ_i = 0.4, L = (0.4 − 1)²
+    >>> round(gomaml.meta_loss(np.zeros(2), tasks, inner_lr=0.1), 12)
+    0.36
+    """
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=True)
-    return _evaluate(problem, problem.theta(theta), _kernels.MODE_VALUE)[0]
+    _validate.boolean("first_order", first_order)
+    return evaluate(problem, problem.theta(theta), _kernels.MODE_VALUE)[0]
 
 
 def adapt(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
@@ -207,10 +132,10 @@ def task_losses(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_
 
 def predict(theta, X):
     """Predictions φ(x)ᵀθ: X (m, d) or (d,) features, theta (d,); float64 (m,) or a float."""
-    t = np.asarray(theta, dtype=np.float64)
+    t = _validate.array("theta", theta, np.float64)
     if t.ndim != 1:
         raise ValueError(f"theta: expected a 1-D (d,) array, got shape {t.shape}")
-    Xa = np.asarray(X)
+    Xa = _validate.array("X", X)
     if Xa.dtype.kind not in "biuf":
         raise TypeError(f"X: expected a real numeric array, got dtype {Xa.dtype}")
     if Xa.ndim not in (1, 2) or Xa.shape[-1] != t.shape[0]:

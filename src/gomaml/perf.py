@@ -83,7 +83,7 @@ def access_floor_seconds(tasks, *, n_threads=None, repeats=5):
     """Best time of a plain read of the tasks' rows in meta_objective's own access order
     (per task Xs_i, Xq_i, Xs_i; the same task blocks and threads): the floor a meta-gradient
     cannot beat, whatever the cache holds between calls."""
-    from gomaml.objective import n_blocks_for
+    from gomaml._core import n_blocks_for
     n_threads = resolve_n_threads(n_threads)
     Xs, _, s_ptr, Xq, _, q_ptr = tasks.packed()
     sums = np.empty(n_blocks_for(tasks.n_tasks, tasks.d))

@@ -30,7 +30,8 @@ from gomaml.bounds import theorem1_report
 from gomaml.features import FEATURE_MAPS, make_feature_map
 from gomaml.kernel_tasks import KernelTasks
 from gomaml.minimizer import global_minimizer
-from gomaml.objective import Problem, task_losses
+from gomaml._core import Problem
+from gomaml.objective import task_losses
 from gomaml.synthetic import FAMILIES
 from gomaml.train import fit
 

@@ -14,10 +14,7 @@ _FINITE_CHUNK = 1 << 20  # elements per finiteness check, to bound the temporary
 
 
 def _as_numeric(name, a):
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # ragged nested lists and the like
-        raise TypeError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    arr = _validate.array(name, a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
     return arr

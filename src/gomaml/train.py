@@ -20,7 +20,8 @@ from gomaml._json import json_safe
 from gomaml import _validate
 from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
-from gomaml.objective import NumericalOverflowError, Problem, _evaluate, meta_loss
+from gomaml._core import NumericalOverflowError, Problem, evaluate
+from gomaml.objective import meta_loss
 from gomaml.tasks import Tasks
 
 _EXPLODE = 1e8        # L above this multiple of max(L(θ0), 1) counts as divergence
@@ -157,8 +158,8 @@ def _largest_curvature(problem, theta, mode, ids=None, weights=None, seed=0):
     h = 1e-4 * max(1.0, norm(theta))
     lam = 0.0
     for _ in range(30):
-        gp = _evaluate(problem, theta + h * v, mode, ids, weights)[1]
-        gm = _evaluate(problem, theta - h * v, mode, ids, weights)[1]
+        gp = evaluate(problem, theta + h * v, mode, ids, weights)[1]
+        gm = evaluate(problem, theta - h * v, mode, ids, weights)[1]
         Hv = (gp - gm) / (2 * h)
         new = norm(Hv)
         if new == 0:
@@ -309,7 +310,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
 
     def full(th):
         try:
-            return _evaluate(problem, th, mode)
+            return evaluate(problem, th, mode)
         except NumericalOverflowError:
             return math.inf, None
 
@@ -391,7 +392,7 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
                 ids = np.sort(rng.choice(n, size=batch_size, replace=False)).astype(np.int64)
                 w = tasks.weights[ids] * (n / batch_size)
                 try:
-                    _, gb = _evaluate(problem, theta, mode, ids, w)
+                    _, gb = evaluate(problem, theta, mode, ids, w)
                 except NumericalOverflowError:
                     gb = None
                 if gb is None:
