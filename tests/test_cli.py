@@ -148,9 +148,9 @@ def test_train_then_bound(tmp_path):
     # train from the saved tasks file, and resume
     run2 = tmp_path / "run2"
     gomaml("train", "--tasks", str(run / "tasks.npz"), "--out", str(run2), "--max-iter", "5",
-           "--quiet", check=0)
+           "--quiet", check=1)                        # exit 1: stopped before tol
     gomaml("train", "--tasks", str(run / "tasks.npz"), "--out", str(run2), "--max-iter", "10",
-           "--resume", "--quiet", check=0)            # --max-iter is the total
+           "--resume", "--quiet", check=1)            # --max-iter is the total
     assert json.loads((run2 / "run.json").read_text())["result"]["n_iter"] == 10
 
 
@@ -203,7 +203,7 @@ def test_train_checkpoints_survive_a_kill_and_resume(tmp_path):
     saved = FitResult.load(ckpt)
     assert saved.message == "checkpoint" and saved.n_iter > 0
     assert len(saved.history["loss"]) == len(saved.history["iter"])
-    gomaml(*args, "--max-iter", str(saved.n_iter + 7), "--resume", check=0)
+    gomaml(*args, "--max-iter", str(saved.n_iter + 7), "--resume", check=1)   # tol 0: exit 1
     done = FitResult.load(ckpt)
     assert done.n_iter == saved.n_iter + 7
     lengths = {len(v) for v in done.history.values()}

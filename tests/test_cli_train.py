@@ -12,6 +12,7 @@ import pytest
 from test_cli import gomaml
 
 SMALL = ["--d", "16", "--n-tasks", "6", "--quiet"]
+STOPPED = 1          # train's exit code when it stops before ‖∇L‖ <= tol (max-iter)
 
 
 def snapshot(folder):
@@ -26,18 +27,18 @@ def one_line(proc, code, text):
 
 def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     run = tmp_path / "run"
-    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5", check=0)
+    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5", check=STOPPED)
     before = snapshot(run)
     one_line(gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5"), 2,
              "already holds a run")
     assert snapshot(run) == before
-    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "3", "--overwrite", check=0)
+    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "3", "--overwrite", check=STOPPED)
     assert json.loads((run / "run.json").read_text())["result"]["n_iter"] == 3
     one_line(gomaml("train", "--out", str(run), "--resume", "--overwrite"), 2, "not allowed")
 
 
 @pytest.mark.parametrize("flags, named", [
-    (["--inner-lr", "0.2"], "inner_lr: saved 0.3, now 0.2"),
+    (["--inner-lr", "0.2"], "inner_lr: saved 0.1, now 0.2"),
     (["--loss", "pseudo_huber"], "loss: saved 'squared', now 'pseudo_huber'"),
     (["--inner-steps", "2"], "inner_steps: saved 1, now 2"),
     (["--first-order"], "first_order: saved False, now True"),
@@ -46,11 +47,24 @@ def test_an_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
 ])
 def test_resume_of_a_different_problem_is_refused_and_leaves_the_run(tmp_path, flags, named):
     run = tmp_path / "run"
-    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5", check=0)
+    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5", check=STOPPED)
     before = snapshot(run)
     proc = gomaml("train", "--out", str(run), "--resume", "--max-iter", "9", "--quiet", *flags)
     one_line(proc, 2, named)
     assert snapshot(run) == before
+
+
+def test_train_exits_1_unless_it_converged(tmp_path):
+    proc = gomaml("train", "--out", str(tmp_path / "a"), *SMALL, "--max-iter", "4")
+    one_line(proc, STOPPED, "not converged")
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["result"]["converged"] is False
+    assert meta["config"]["inner_lr"] == 0.1 and meta["config"]["tol"] == 1e-6  # the library's
+    proc = gomaml("train", "--out", str(tmp_path / "a"), "--resume", "--max-iter", "10000",
+                  "--quiet", check=0)
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert meta["result"]["converged"] is True and meta["result"]["grad_norm"] <= 1e-6
+    assert "converged" in proc.stdout
 
 
 def test_bad_arguments_write_nothing(tmp_path):
@@ -63,10 +77,10 @@ def test_bad_arguments_write_nothing(tmp_path):
 def test_resumed_runs_end_at_the_uninterrupted_theta(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     common = [*SMALL, "--tol", "0", "--loss", "pseudo_huber"]
-    gomaml("train", "--out", str(one), *common, "--max-iter", "40", check=0)
-    gomaml("train", "--out", str(two), *common, "--max-iter", "13", check=0)
-    gomaml("train", "--out", str(two), "--resume", "--max-iter", "29", "--quiet", check=0)
-    gomaml("train", "--out", str(two), "--resume", "--max-iter", "40", "--quiet", check=0)
+    gomaml("train", "--out", str(one), *common, "--max-iter", "40", check=STOPPED)
+    gomaml("train", "--out", str(two), *common, "--max-iter", "13", check=STOPPED)
+    gomaml("train", "--out", str(two), "--resume", "--max-iter", "29", "--quiet", check=STOPPED)
+    gomaml("train", "--out", str(two), "--resume", "--max-iter", "40", "--quiet", check=STOPPED)
     a, b = np.load(one / "theta.npy"), np.load(two / "theta.npy")
     assert np.abs(a - b).max() <= 1e-12 * np.abs(a).max()
     meta = json.loads((two / "run.json").read_text())
@@ -99,7 +113,7 @@ def test_sigint_saves_the_run_and_exits_130(tmp_path):
 
 def test_bad_input_files_are_one_line_with_exit_2(tmp_path):
     run = tmp_path / "run"
-    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5", check=0)
+    gomaml("train", "--out", str(run), *SMALL, "--max-iter", "5", check=STOPPED)
     one_line(gomaml("bound", str(run), "--comparator", str(tmp_path / "none.npy")), 2,
              "--comparator: no such file")
     bad = tmp_path / "bad.npz"

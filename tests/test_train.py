@@ -269,3 +269,26 @@ def test_corrupt_fit_result_files_are_value_errors_naming_the_file(rng, tmp_path
             gomaml.FitResult.load(tmp_path / name)
     with pytest.raises(FileNotFoundError):
         gomaml.FitResult.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("case", [
+    dict(tol=1e-6, max_iter=500), dict(tol=1e-6, max_iter=3), dict(tol=0.0, max_iter=50),
+    dict(tol=1e-3, max_iter=200, batch_size=3, seed=1), dict(tol=1e-4, max_iter=40, outer_lr=0.05),
+    dict(tol=1e-5, max_iter=300, first_order=True), dict(tol=1e-6, max_iter=100, inner_steps=2),
+])
+def test_converged_means_the_tolerance_held_at_the_returned_theta(rng, case):
+    """"converged" (the flag and the word in the message) only when ‖∇L‖ <= tol at the θ
+    returned, by the NumPy reference's gradient (the first-order direction with
+    first_order=True)."""
+    tasks = make_tasks(rng, n=6, d=4, weighted=False)
+    T, fo = case.get("inner_steps", 1), case.get("first_order", False)
+    res = gomaml.fit(tasks, inner_lr=0.2, **case)
+    _, g, _, _ = ref.meta_loss_grad(res.theta, as_reference(tasks), tasks.weights, "squared",
+                                    0.2, T, first_order=fo)
+    gn = np.linalg.norm(g)
+    assert res.grad_norm == pytest.approx(gn, rel=1e-9, abs=1e-15)
+    held = gn <= case["tol"] * (1 + 1e-9)
+    assert res.converged == held or abs(gn - case["tol"]) <= 1e-9 * case["tol"]
+    assert res.message.startswith("converged") == res.converged
+    if not res.converged:
+        assert "converged" not in res.message

@@ -5,9 +5,11 @@
     gomaml bound   the Theorem 1 report of a run folder
     gomaml bench   meta-gradient speed against NumPy (and JAX/PyTorch) and memory bandwidth
     gomaml info    how gomaml was built
+    gomaml example a worked example: the exact meta-gradient against central differences
 
-Exit codes: 0 success, 1 failure, 2 bad usage or configuration, 130 interrupted. Errors are
-one line on stderr.
+`gomaml COMMAND --help` explains every option. Exit codes: 0 success, 1 failure (including
+`train` stopping before ‖∇L‖ <= tol), 2 bad usage or configuration, 130 interrupted. Errors
+are one line on stderr.
 """
 import argparse
 import contextlib
@@ -61,23 +63,37 @@ def _names(text):
 
 
 # ---- study -----------------------------------------------------------------------------
-STUDY_FLAGS = [  # (flag, config key, type, help)
-    ("--family", "family", str, "task family: sinusoid, linear, logistic"),
-    ("--loss", "loss", str, "squared, logistic (with the logistic family), pseudo_huber"),
+def _registry(name):
+    from gomaml.features import FEATURE_MAPS
+    from gomaml.losses import LOSSES
+    from gomaml.study import BACKENDS
+    from gomaml.synthetic import FAMILIES
+    return ", ".join({"family": FAMILIES, "features": FEATURE_MAPS, "loss": LOSSES,
+                      "backend": BACKENDS}[name])
+
+
+#: the synthetic tasks' flags, shared by `study` and `train` (same meaning, same defaults:
+#: the study's configuration)
+TASK_FLAGS = [  # (flag, config key, type, help)
+    ("--family", "family", str, lambda: f"task family: {_registry('family')}"),
+    ("--n-tasks", "n_tasks", int, "meta-training tasks"),
+    ("--k-support", "k_support", int, "support points per task"),
+    ("--k-query", "k_query", int, "query points per task"),
+    ("--noise", "noise", float, "label noise (sinusoid, linear) or logit noise (logistic)"),
+    ("--input-dim", "input_dim", int, "raw input dimension (linear, logistic)"),
+    ("--features", "features", str, lambda: f"feature map: {_registry('features')}"),
+    ("--bandwidth", "bandwidth", float, "RBF bandwidth of the random Fourier features"),
+]
+STUDY_FLAGS = TASK_FLAGS + [
+    ("--loss", "loss", str, lambda: f"{_registry('loss')} (logistic with the logistic "
+                                    f"family)"),
     ("--d", "d", _dims, "feature dimensions, comma-separated; inf is the kernel itself "
                         "(e.g. 8,64,512,inf); d >= N_rows runs in kernel form"),
     ("--inner-lr", "inner_lr", float, "inner step size η"),
     ("--inner-steps", "inner_steps", int, "inner steps (the bound needs 1)"),
-    ("--n-tasks", "n_tasks", int, "meta-training tasks"),
     ("--n-test-tasks", "n_test_tasks", int, "held-out tasks"),
-    ("--k-support", "k_support", int, "support points per task"),
-    ("--k-query", "k_query", int, "query points per task"),
-    ("--noise", "noise", float, "label noise"),
-    ("--input-dim", "input_dim", int, "raw input dimension (linear, logistic)"),
-    ("--features", "features", str, "identity, rff, relu, ntk, legendre"),
-    ("--backend", "backend", str, "auto (kernel form from d >= N_rows: the same numbers, "
-                                  "faster), features, kernel"),
-    ("--bandwidth", "bandwidth", float, "RBF bandwidth of the random Fourier features"),
+    ("--backend", "backend", str, lambda: f"{_registry('backend')}: auto takes the kernel "
+                                          f"form from d >= N_rows (the same numbers, faster)"),
     ("--seeds", "seeds", _ints, "seeds, comma-separated: each gives the training data, the "
                                 "held-out data and the features from three independent "
                                 "streams; the table shows medians over them"),
@@ -138,12 +154,22 @@ def _study_client(args):
 
 
 # ---- train / bound ---------------------------------------------------------------------
-#: the settings of `gomaml train` that define the problem and its stopping rule; a flag left
-#: out takes the run's saved value with --resume, else this default
-TRAIN_DEFAULTS = dict(loss=None, inner_lr=0.3, inner_steps=1, first_order=False,
-                      outer_lr=None, batch_size=None, max_iter=2000, tol=1e-8, seed=0)
+def train_defaults():
+    """The settings of `gomaml train` that define the problem and its stopping rule, with the
+    library's defaults (gomaml.fit's); a flag left out takes the run's saved value with
+    --resume, else this default. loss None: squared, or logistic for the logistic family;
+    seed: the family's data seed (and the batch sampler's)."""
+    import inspect
+    from gomaml.train import fit
+    params = inspect.signature(fit).parameters
+    out = {k: params[k].default for k in ("inner_lr", "inner_steps", "first_order",
+                                          "outer_lr", "batch_size", "max_iter", "tol")}
+    return dict(out, loss=None, seed=0)
+
+
+TRAIN_D = 64           # train's feature dimension when --d is not given
 RUN_FILES = ("run.json", "result.npz", "theta.npy", "tasks.npz")
-_FAMILY_FLAGS = ("family", "n_tasks", "k_support", "k_query", "features", "bandwidth", "d")
+_FAMILY_FLAGS = tuple(key for _, key, _, _ in TASK_FLAGS) + ("d",)
 
 
 def _load_input(what, loader, path):
@@ -165,14 +191,11 @@ def _tasks_from_args(args, seed):
     if args.tasks:
         tasks = _load_input("--tasks", Tasks.load, args.tasks)
         return tasks, {"tasks_file": os.path.abspath(args.tasks)}
-    cfg = {k: v for k, v in (("family", args.family), ("n_tasks", args.n_tasks),
-                             ("k_support", args.k_support), ("k_query", args.k_query),
-                             ("features", args.features), ("bandwidth", args.bandwidth),
-                             ("loss", args.loss))
-           if v is not None}
-    cfg.setdefault("family", "sinusoid")
-    cfg.setdefault("features", "rff")
-    cfg["d"] = [args.d if args.d is not None else 64]
+    cfg = {key: getattr(args, key) for _, key, _, _ in TASK_FLAGS
+           if getattr(args, key) is not None}
+    if args.loss is not None:
+        cfg["loss"] = args.loss
+    cfg["d"] = [args.d if args.d is not None else TRAIN_D]
     try:
         cfg = validate_config(cfg)
     except ConfigError as exc:
@@ -181,8 +204,7 @@ def _tasks_from_args(args, seed):
     raw = make_data(cfg, cfg["n_tasks"], data_seed)
     fmap = make_feature_map(cfg["features"], cfg["d"][0], bandwidth=cfg["bandwidth"],
                             bias=cfg["bias"], seed=feature_seed).fit(raw.Xs.shape[2])
-    source = {k: cfg[k] for k in ("family", "n_tasks", "k_support", "k_query", "features",
-                                  "bandwidth", "d")}
+    source = {k: cfg[k] for k in _FAMILY_FLAGS}
     return raw.to_tasks(fmap), dict(source, seed=seed)
 
 
@@ -222,9 +244,10 @@ def cmd_train(args):
                          f"--resume continues it, --overwrite replaces it")
     resuming = args.resume and bool(existing)
     saved_run, saved_tasks = _saved_run(folder) if resuming else (None, None)
-    base = saved_run["config"] if resuming else TRAIN_DEFAULTS
+    defaults = train_defaults()
+    base = saved_run["config"] if resuming else defaults
     config = {k: getattr(args, k) if getattr(args, k) is not None else base.get(k, v)
-              for k, v in TRAIN_DEFAULTS.items()}
+              for k, v in defaults.items()}
     given = args.tasks or any(getattr(args, k) is not None for k in _FAMILY_FLAGS)
     if resuming and not given:
         tasks, source = saved_tasks, saved_run.get("source", {})
@@ -281,6 +304,11 @@ def cmd_train(args):
         print(f"gomaml: interrupted; the run is saved: 'gomaml train --out {folder} --resume' "
               f"continues it", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not res.converged:
+        print(f"gomaml: not converged: ‖∇L‖ = {res.grad_norm:.3e} > tol = {config['tol']:g} "
+              f"after {res.n_iter} steps; 'gomaml train --out {folder} --resume --max-iter N' "
+              f"continues with more steps", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 
@@ -329,9 +357,10 @@ def cmd_bench(args):
             raise UsageError(f"--shape: expected n,k,d (three positive integers), got "
                              f"{args.shape}")
         shapes.append(("-", tuple(args.shape)))
+    from gomaml.losses import LOSSES
     for loss in args.losses:
-        if loss not in ("squared", "logistic", "pseudo_huber"):
-            raise UsageError(f"--losses: unknown loss {loss!r}")
+        if loss not in LOSSES:
+            raise UsageError(f"--losses: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
     run_table(shapes, args.losses, dtype=np.dtype(args.dtype), n_threads=args.threads,
               numpy_baseline=not args.no_numpy, peers=not args.no_peers)
     return 0
@@ -355,6 +384,7 @@ def build_parser():
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     from gomaml._json import json_safe
+    from gomaml.bounds import SOLVERS
     from gomaml.study import DEFAULT_CONFIG, DEFAULT_OUT
     p = sub.add_parser(
         "study", help="gap and Theorem 1's bound against the feature dimension (main job)",
@@ -385,6 +415,7 @@ def build_parser():
                         "(e.g. tcp://10.0.0.1:8786); workers need gomaml of the same build "
                         "(docs/distributed.md)")
     for flag, key, typ, helptext in STUDY_FLAGS:
+        helptext = helptext() if callable(helptext) else helptext
         p.add_argument(flag, dest=key, type=typ, default=None,
                        help=f"{helptext} (default {DEFAULT_CONFIG[key]})")
     p.set_defaults(func=cmd_study)
@@ -397,19 +428,21 @@ def build_parser():
                     "refused unless --resume (continue it: flags left out take the run's "
                     "saved values; a different problem is refused and the run left as it "
                     "was) or --overwrite. --max-iter counts the steps of all runs together. "
-                    "Ctrl-C saves the run and exits 130.")
+                    "The training settings default to the library's (gomaml.fit's); the "
+                    "synthetic tasks' to the study's. Exit code 0 when ‖∇L‖ <= tol was "
+                    "reached, 1 when training stopped before (max-iter) or diverged (the "
+                    "run is saved either way; --resume continues it), 130 on Ctrl-C (the "
+                    "run is saved).")
     src = p.add_argument_group("tasks (a saved file, or a synthetic family)")
-    src.add_argument("--tasks", help="a .npz written by Tasks.save")
-    src.add_argument("--family", help="sinusoid (default), linear, logistic")
-    src.add_argument("--n-tasks", type=int, help="tasks of the family")
-    src.add_argument("--k-support", type=int, help="support points per task")
-    src.add_argument("--k-query", type=int, help="query points per task")
-    src.add_argument("--features", help="identity, rff, relu, legendre (default rff)")
-    src.add_argument("--bandwidth", type=float, help="RBF bandwidth of rff features")
-    src.add_argument("--d", type=int, help="feature dimension (default 64)")
-    d = TRAIN_DEFAULTS
-    p.add_argument("--loss", help="squared (default; logistic with the logistic family), "
-                                  "logistic, pseudo_huber")
+    src.add_argument("--tasks", help="a .npz written by Tasks.save (instead of a family)")
+    for flag, key, typ, helptext in TASK_FLAGS:
+        helptext = helptext() if callable(helptext) else helptext
+        src.add_argument(flag, dest=key, type=typ, default=None,
+                         help=f"{helptext} (default {DEFAULT_CONFIG[key]})")
+    src.add_argument("--d", type=int, help=f"feature dimension (default {TRAIN_D})")
+    d = train_defaults()
+    p.add_argument("--loss", help=f"{_registry('loss')} (default squared; logistic with the "
+                                  f"logistic family)")
     p.add_argument("--inner-lr", type=float, help=f"inner step size η (default {d['inner_lr']})")
     p.add_argument("--inner-steps", type=int,
                    help=f"inner steps T (default {d['inner_steps']})")
@@ -437,25 +470,54 @@ def build_parser():
     p.add_argument("run", help="run folder written by 'gomaml train'")
     p.add_argument("--comparator", help=".npy of θ† (default: exact minimiser, squared loss)")
     p.add_argument("--R", type=float, help="radius R (default: minimise the bound)")
-    p.add_argument("--solver", default="auto", choices=["auto", "exact", "matrix_free"])
+    p.add_argument("--solver", default="auto", choices=SOLVERS,
+                   help="the sup over the ball of radius R: exact (SVD, in the features' span "
+                        "when smaller), matrix_free (Golub–Kahan on the pair operator), auto "
+                        "(by fixed cost estimates of the sizes; default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_bound)
 
-    p = sub.add_parser("bench", help="meta-gradient speed vs NumPy and memory bandwidth")
+    p = sub.add_parser(
+        "bench", help="meta-gradient speed vs NumPy and memory bandwidth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Time the exact meta-gradient (one inner step, inner_lr 0.1) of random "
+                    "tasks of each size and loss, against bounds and baselines measured in "
+                    "the same run (best of repeats). Columns:\n"
+                    "  size, loss, (n, k, d)  the case: n tasks of k support + k query rows\n"
+                    "  MB       bytes of the task rows (Xs and Xq)\n"
+                    "  ms       gomaml's time per meta-gradient\n"
+                    "  xfloor   ms / a plain read of the same rows in the kernel's own order "
+                    "(Xs_i, Xq_i, Xs_i per task,\n"
+                    "           same threads): how far from the memory floor; 1 is the floor\n"
+                    "  xDRAM    ms × streaming-read bandwidth of a buffer 4× the last-level "
+                    "cache / MB\n"
+                    "  xdata    the same with the bandwidth of a buffer of MB bytes (cached "
+                    "when it fits)\n"
+                    "  numpy ms, xnumpy   the vectorised NumPy meta-gradient, and its time / "
+                    "gomaml's\n"
+                    "  torch ms, xtorch, jax ms, xjax   the same for PyTorch and JAX when "
+                    "installed (float64)\n"
+                    "Every baseline's result is checked against gomaml's before it is timed. "
+                    "The header names the build, the CPU and its cache sizes.")
     p.add_argument("--sizes", type=_names, default=["A", "B", "C", "D", "E"],
                    help="of A (1000,10,100) B (200,20,2000) C (100,50,10000) D (10000,5,50) "
                         "E (10,1000,1000); default all")
     p.add_argument("--shape", type=_ints, help="an extra size n,k,d")
-    p.add_argument("--losses", type=_names, default=["squared", "logistic"])
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--losses", type=_names, default=["squared", "logistic"],
+                   help=f"comma-separated, of {_registry('loss')} (default squared,logistic)")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                   help="the tasks' dtype (peers run in float64 only; default float64)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads for gomaml and the bandwidth reads (default 2)")
     p.add_argument("--no-numpy", action="store_true", help="skip the NumPy baseline")
     p.add_argument("--no-peers", action="store_true", help="skip JAX/PyTorch if installed")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="how gomaml was built (OpenMP, threads, BLAS, ISA)")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("example", help="a small worked example of the meta-gradient")
+    p = sub.add_parser("example", help="a small worked example: the exact meta-gradient "
+                                       "checked against central differences, then gradient "
+                                       "descent (python -m gomaml.example)")
     p.set_defaults(func=cmd_example)
     return ap
 

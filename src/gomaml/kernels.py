@@ -133,4 +133,5 @@ class NTK(Kernel):
 
 
 #: every kernel by name (the registry config checks and the CLI read)
+#: every kernel by name (the registry the estimators and config checks read)
 KERNELS = {k.name: k for k in (Linear, RBF, ReLU, NTK)}

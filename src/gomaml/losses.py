@@ -73,7 +73,8 @@ class PseudoHuber(Loss):
         return f"PseudoHuber(delta={self.delta!r})"
 
 
-_BY_NAME = {"squared": Squared, "logistic": Logistic, "pseudo_huber": PseudoHuber}
+#: every loss by name (the registry config checks and the CLI read)
+LOSSES = {"squared": Squared, "logistic": Logistic, "pseudo_huber": PseudoHuber}
 
 
 def resolve_loss(loss):
@@ -82,8 +83,8 @@ def resolve_loss(loss):
         return loss
     if isinstance(loss, str):
         try:
-            return _BY_NAME[loss]()
+            return LOSSES[loss]()
         except KeyError:
             raise ValueError(f"loss: unknown loss name {loss!r}; expected one of "
-                             f"{', '.join(map(repr, _BY_NAME))} or a Loss instance") from None
+                             f"{', '.join(map(repr, LOSSES))} or a Loss instance") from None
     raise TypeError(f"loss must be a loss name or a Loss instance, got {type(loss).__name__}")

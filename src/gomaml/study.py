@@ -32,6 +32,7 @@ from gomaml.kernel_tasks import KernelTasks
 from gomaml.minimizer import global_minimizer
 from gomaml._core import Problem
 from gomaml.objective import task_losses
+from gomaml.losses import LOSSES
 from gomaml.synthetic import FAMILIES
 from gomaml.train import fit
 
@@ -65,6 +66,8 @@ DEFAULT_CONFIG = {
     "path_d": [32, 100, 256, 1024],  # d whose training path is bounded (first seed only)
     "backend": "auto",             # auto (kernel form from d >= N_rows) | features | kernel
 }
+#: the study's backend= choices: auto (kernel form from d >= N_rows), features, kernel
+BACKENDS = ("auto", "features", "kernel")
 #: settings that do not change a row's numbers (not in its key)
 _NOT_IN_ROW = ("d", "seeds", "path_d")
 #: settings of earlier versions, and what replaced them
@@ -116,9 +119,8 @@ def validate_config(cfg):
         if not ok:
             raise ConfigError(f"study setting {key!r} must be like {want!r}, got {value!r}")
         out[key] = value
-    choices = {"family": FAMILIES, "features": tuple(FEATURE_MAPS),
-               "loss": ("squared", "logistic", "pseudo_huber"),
-               "backend": ("auto", "features", "kernel")}
+    choices = {"family": FAMILIES, "features": FEATURE_MAPS, "loss": LOSSES,
+               "backend": BACKENDS}
     for key, allowed in choices.items():
         if out[key] not in allowed:
             raise ConfigError(f"study setting {key!r} must be one of {', '.join(allowed)}, "

@@ -112,5 +112,6 @@ def logistic_classification(n_tasks, k_support, k_query, dim, *, spread=0.5, noi
     return SyntheticTasks(Xs, ys, Xq, yq, {"w": w, "mean": mean}, "logistic")
 
 
+#: every task family by name (the registry config checks and the CLI read)
 FAMILIES = {"linear": linear_regression, "sinusoid": sinusoid,
             "logistic": logistic_classification}
