@@ -15,11 +15,24 @@ def _numpy_blas():
 
 
 def build_info():
-    """dict: version, openmp (bool), max_threads (what n_threads=None uses for calls of at
-    least serial_below row-element visits; smaller calls run on one thread), wait_policy (how
-    idle OpenMP threads wait), blas (the BLAS
-    behind NumPy/SciPy, used by the bounds; the kernels use their own SIMD loops),
-    boundscheck (bool), isa (the instruction set the kernels' row loops run with)."""
+    """How this installation of gomaml was built and what it will use (`gomaml info`).
+
+    Returns
+    -------
+    dict
+        version; openmp (bool); max_threads (what n_threads=None uses for calls of at least
+        serial_below row-element visits; smaller calls run on one thread); wait_policy (how
+        idle OpenMP threads wait); blas (the BLAS behind NumPy/SciPy, used by the bounds;
+        the kernels use their own SIMD loops); boundscheck (bool); isa (the instruction-set
+        level of the kernels in use) and the levels available.
+
+    Examples
+    --------
+    >>> import gomaml
+    >>> info = gomaml.build_info()
+    >>> {"version", "openmp", "max_threads", "blas", "boundscheck", "isa"} <= set(info)
+    True
+    """
     compiled = _kernels.compiled_info()
     return {
         "version": __version__,

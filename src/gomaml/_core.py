@@ -22,7 +22,26 @@ _BLOCK_BYTES = 64 << 20
 
 
 class NumericalOverflowError(ArithmeticError):
-    """A result overflowed to inf or NaN although every input was finite (the CLI exits 1)."""
+    """A result overflowed to inf or NaN although every input was finite.
+
+    Raised by every call instead of returning inf or NaN; the message names the step size to
+    reduce (the CLI exits 1). An ArithmeticError, not a ValueError: the inputs were valid.
+
+    Attributes
+    ----------
+    args : tuple
+        The message: what overflowed and what to reduce.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.full((1, 2, 2), 1e150), np.ones((1, 2)))
+    >>> try:
+    ...     gomaml.meta_loss(np.ones(2), tasks, inner_lr=1.0)
+    ... except gomaml.NumericalOverflowError as exc:
+    ...     print(type(exc).__name__)
+    NumericalOverflowError
+    """
 
 
 NonFiniteOutputError = NumericalOverflowError      # the name before 0.2

@@ -34,7 +34,46 @@ _SPAN_GRAM_COND = 1e6
 
 @dataclasses.dataclass
 class BoundReport:
-    """The terms of the optimality-gap bound at a point ω (theory.md §8)."""
+    """The terms of the optimality-gap bound at a point ω (docs/theory.md §6–§8).
+
+    Theorem 1: gap = L(ω) − L(θ†) ≤ linear_term ≤ bound = R·eps + w_norm·repr_error, for the
+    chosen radius R; the representation floor repr_floor (the part of the comparator's
+    direction outside the features' reach) and bound_R0 = R0·eps + w_norm·repr_floor at the
+    smallest radius R0 reaching it. `print(report)` gives a table that names every term;
+    `to_dict()` a JSON-safe dict (inf and NaN spelled out). A non-finite term from finite
+    inputs raises NumericalOverflowError, never a returned NaN.
+
+    Attributes
+    ----------
+    gap, linear_term, eps, R, w_norm, repr_error, bound : float
+        As above; eps = ‖∇L(ω)‖ (exact gradient).
+    comparator_kind : str
+        "closed_form" (the exact minimiser) or "user".
+    exact : bool
+        The comparator is the exact global minimiser.
+    n_pairs, n_dropped : int
+        Query points used, and dropped as numerically degenerate.
+    solver : str
+        The route of the sup over the ball: exact SVD (in the span when smaller) or
+        matrix-free Golub–Kahan; solver_gap is its certified optimality gap.
+    loss, inner_lr, inner_steps
+        The problem.
+    L_omega, L_comparator : float
+    repr_floor, R0, bound_R0 : float
+        theory.md §8.
+    w_norm_tight : float or None
+        Corollary 1 only: ‖W‖_ρ, at most w_norm = 2R̄.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(0)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(10, 4, 6)), rng.normal(size=(10, 4)))
+    >>> omega = gomaml.fit(tasks, max_iter=20).theta
+    >>> rep = gomaml.optimality_bound(omega, tasks)
+    >>> bool(rep.gap <= rep.linear_term + 1e-12 <= rep.bound + 2e-12)
+    True
+    """
     gap: float                 # L(ω) − L(θ†)
     linear_term: float         # Σ p_i/kq_i Σ_b l'_b Δ_i(z_b) (theory.md §6)
     eps: float                 # ‖∇L(ω)‖₂, exact gradient
@@ -365,14 +404,53 @@ def _bound_terms(solver, R, eps, w_norm):
 def optimality_bound(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                      comparator=None, R="auto", solver="auto", tol=1e-8,
                      converge_floor=False, n_threads=None):
-    """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (theory.md §6). Returns a
-    BoundReport. comparator: θ† (d,), default the exact minimiser (squared loss only).
+    """Theorem 1 on finite samples at ω: gap ≤ linear_term ≤ bound (docs/theory.md §6).
 
-    repr_floor, R0 and bound_R0 (theory.md §8) are exact with the exact solver. The
-    matrix-free solver iterates until the bound converges, and with converge_floor=True also
-    until R0 and the floor do (which can take many more iterations when the floor is not 0);
-    without it they are those of its Krylov space: repr_floor an upper bound of the floor and
-    bound_R0 still a valid bound."""
+    Parameters
+    ----------
+    omega : array_like, shape (d,)
+        The point to certify (e.g. fit(...).theta).
+    tasks : Tasks
+    loss, inner_lr, n_threads
+        As for `meta_loss_grad`.
+    inner_steps : int, default 1
+        Theorem 1 is proved for one inner step: any other value is a ValueError.
+    comparator : array_like (d,), optional
+        θ†; default the exact global minimiser (squared loss only).
+    R : float or "auto", default "auto"
+        The radius; "auto" minimises the bound over R.
+    solver : {"auto", "exact", "matrix_free"}, default "auto"
+        The sup over the ball: SVD (in the features' span when smaller), or Golub–Kahan on
+        the typed pair operator; "auto" picks by fixed cost estimates of the sizes.
+    tol : float, default 1e-8
+        The matrix-free solver's relative accuracy of the bound.
+    converge_floor : bool, default False
+        Matrix-free only: iterate until R0 and the floor converge too (without it they are
+        those of the Krylov space: repr_floor an upper bound of the floor, bound_R0 still a
+        valid bound). The exact solver's are exact.
+
+    Returns
+    -------
+    BoundReport
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named; inner_steps != 1; no comparator for a loss without a closed
+        form.
+    NumericalOverflowError
+        A term overflowed although the inputs are finite.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(1)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(10, 4, 6)), rng.normal(size=(10, 4)))
+    >>> res = gomaml.fit(tasks, tol=1e-9)
+    >>> rep = gomaml.optimality_bound(res.theta, tasks)
+    >>> bool(rep.gap <= rep.bound), bool(rep.eps <= 1e-9)
+    (True, True)
+    """
     _check_one_step(inner_steps)
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
     omega = problem.theta(omega, "omega")
@@ -448,8 +526,37 @@ def shared_inputs(tasks):
 
 @single_threaded_blas
 def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_threads=None):
-    """Corollary 1 (squared loss, shared inputs, theory.md §7): bound = R·ε + 2R̄·repr(R), with
-    u computed as Δ (never as the ratio); ‖W‖_ρ reported as w_norm_tight."""
+    """Corollary 1 (squared loss, every task on the same inputs; docs/theory.md §7):
+    bound = R·ε + 2R̄·repr(R), with u computed as Δ (never as the ratio); ‖W‖_ρ is reported as
+    w_norm_tight.
+
+    Parameters
+    ----------
+    omega : array_like, shape (d,)
+    tasks : Tasks
+        Every task's query inputs must be the same points (ValueError otherwise).
+    inner_lr, inner_steps, R, n_threads
+        As for `optimality_bound`.
+
+    Returns
+    -------
+    BoundReport
+
+    Raises
+    ------
+    TypeError, ValueError, NumericalOverflowError
+        As for `optimality_bound`; tasks whose inputs differ.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(6, 8))                       # one set of inputs, 5 tasks
+    >>> tasks = gomaml.Tasks(np.stack([X] * 5), rng.normal(size=(5, 6)))
+    >>> rep = gomaml.corollary1_bound(gomaml.fit(tasks, max_iter=30).theta, tasks)
+    >>> bool(rep.gap <= rep.bound), rep.w_norm_tight <= rep.w_norm
+    (True, True)
+    """
     _check_one_step(inner_steps)
     problem = Problem(tasks, "squared", inner_lr, inner_steps, n_threads)
     omega = problem.theta(omega, "omega")
@@ -491,9 +598,35 @@ def corollary1_bound(omega, tasks, *, inner_lr=0.1, inner_steps=1, R="auto", n_t
 @single_threaded_blas
 def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
                           measure="task", n_threads=None):
-    """The functional derivative at ω, packed like the query rows, (Σ kq_i,):
-    measure="task": l'(f_i(z_b), y_b) (for task i's own query distribution, Proposition 2);
-    measure="mixture": l'/p_i (for the mixture ρ of theory.md §6)."""
+    """The functional derivative of L at ω, one value per query point.
+
+    Parameters
+    ----------
+    omega : array_like, shape (d,)
+    tasks : Tasks
+    loss, inner_lr, inner_steps, n_threads
+        As for `meta_loss_grad` (inner_steps must be 1).
+    measure : {"task", "mixture"}, default "task"
+        "task": l'(f_i(z_b), y_b), the derivative for task i's own query distribution
+        (Proposition 2); "mixture": l'/p_i, for the mixture ρ of docs/theory.md §6.
+
+    Returns
+    -------
+    ndarray of float64, shape (Σ kq_i,)
+        Packed like the query rows (task 0's first).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    >>> np.round(gomaml.functional_derivative(np.zeros(2), tasks), 12)   # 2(0.4 − 1)
+    array([-1.2, -1.2, -1.2, -1.2, -1.2, -1.2])
+    """
     if measure not in ("task", "mixture"):
         raise ValueError(f"measure must be 'task' or 'mixture', got {measure!r}")
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)

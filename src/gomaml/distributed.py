@@ -130,7 +130,41 @@ class ShardedTasks:
     on the same tasks (workers of the same build and instruction-set level; from a loader,
     when every shard boundary is a block boundary: see `bit_identical`). Mini-batches
     (fit's batch_size) need a Tasks in this process. On the workers the kernels use each
-    worker's share of its CPUs (gomaml.distributed.worker_budget).
+    worker's share of its CPUs (gomaml.distributed.worker_budget). docs/distributed.md.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+    tasks : Tasks
+        The task set, in this process.
+    n_shards : int
+        1 <= n_shards <= max_shards(n_tasks, d).
+
+    Attributes
+    ----------
+    n_tasks, d, dtype, weights, n_shards, shard_sizes, bit_identical
+
+    Raises
+    ------
+    ImportError
+        dask.distributed is not installed (pip install "gomaml[dask]").
+    TypeError, ValueError
+        A bad argument, named.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> from dask.distributed import Client
+    >>> from gomaml.distributed import ShardedTasks
+    >>> client = Client(processes=False, n_workers=1, dashboard_address=None)
+    >>> rng = np.random.default_rng(0)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(12, 4, 3)), rng.normal(size=(12, 4)))
+    >>> with ShardedTasks(client, tasks, 3) as sharded:
+    ...     L, g = gomaml.meta_loss_grad(np.ones(3), sharded)
+    >>> (L, g.tolist()) == (lambda r: (r[0], r[1].tolist()))(
+    ...     gomaml.meta_loss_grad(np.ones(3), tasks))                   # bit for bit
+    True
+    >>> client.close()
     """
 
     def __init__(self, client, tasks, n_shards):
@@ -214,11 +248,12 @@ class ShardedTasks:
         self.labels_are_pm1 = pm1
         self._hash, self._sizes, self._aligned = digest, list(sizes), aligned
 
-    n_tasks = property(lambda self: self._n)
-    d = property(lambda self: self._d)
-    dtype = property(lambda self: self._dtype)
-    weights = property(lambda self: self._weights)
-    n_shards = property(lambda self: len(self._futures))
+    n_tasks = property(lambda self: self._n, doc="The number of tasks n, over all shards.")
+    d = property(lambda self: self._d, doc="The feature dimension d.")
+    dtype = property(lambda self: self._dtype, doc="The shards' dtype.")
+    weights = property(lambda self: self._weights,
+                       doc="The task weights p_i of the whole set, float64 (n,), read-only.")
+    n_shards = property(lambda self: len(self._futures), doc="The number of shards.")
     shard_sizes = property(lambda self: list(self._sizes), doc="tasks per shard")
     bit_identical = property(
         lambda self: self._aligned,

@@ -412,9 +412,19 @@ class MAMLClassifier(_MAMLEstimator):
     """MAML with the logistic loss for binary few-shot classification, h(x) = φ(x)ᵀθ.
 
     Labels: ±1, or any two classes (`classes_`, sorted; the second is the positive class).
-    Parameters and attributes as for `MAMLRegressor` (no `loss`: it is the logistic loss),
-    with `classes_`. Adapted models have predict (classes), predict_proba and score
-    (accuracy).
+    Adapted models have predict (classes), predict_proba and score (accuracy).
+
+    Parameters
+    ----------
+    features, kernel, inner_lr, inner_steps, first_order, max_iter, tol, n_threads
+        As for `MAMLRegressor` (no `loss`: it is the logistic loss).
+
+    Attributes
+    ----------
+    classes_ : ndarray (2,)
+        The two classes, sorted: classes_[0] is −1 for the loss, classes_[1] is +1.
+    theta_, fit_result_, feature_map_, kernel_tasks_, n_features_in_
+        As for `MAMLRegressor`.
 
     Examples
     --------

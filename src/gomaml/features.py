@@ -15,6 +15,30 @@ _CHUNK_BYTES = 64 << 20     # per chunk of the output
 
 
 class FeatureMap:
+    """A feature map φ: R^p → R^d (the base of Identity, RandomFourier, RandomReLU,
+    NeuralTangent and Legendre).
+
+    Construct with the map's own parameters (and bias, seed), call fit(input_dim) to draw
+    its random units for inputs of width p, then transform(X) -> (m, d) features. `kernel`
+    is the kernel its Gram tends to as its units grow (gomaml.kernels); gram(X, Y) its exact
+    Gram, accumulated in chunks of features (never forming Φ), for the kernel form.
+
+    Parameters
+    ----------
+    bias : bool, default False
+        Append a constant feature 1.
+    seed : int, default 0
+        The seed of the random units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gomaml.features import RandomReLU
+    >>> fmap = RandomReLU(64, seed=0).fit(3)
+    >>> fmap.transform(np.ones((2, 3))).shape, fmap.n_features, fmap.kernel.name
+    ((2, 64), 64, 'relu')
+    """
+
     name = None
 
     def __init__(self, *, bias=False, seed=0):
@@ -23,6 +47,7 @@ class FeatureMap:
         self.input_dim = None
 
     def fit(self, input_dim):
+        """Draw the random units for inputs of width input_dim (p); returns self."""
         self.input_dim = _validate.integer("input_dim", input_dim, low=1)
         self._fit(np.random.default_rng(self.seed))
         return self
@@ -32,6 +57,7 @@ class FeatureMap:
 
     @property
     def n_features(self):
+        """The feature dimension d (the bias column included)."""
         return self._width() + self.bias
 
     def transform(self, X, *, dtype=np.float64):
@@ -48,6 +74,7 @@ class FeatureMap:
         return out
 
     def config(self):
+        """The map's settings as a JSON-safe dict (name, bias, seed and its own)."""
         return {"name": self.name, "bias": self.bias, "seed": self.seed}
 
     def _units(self):
@@ -272,8 +299,40 @@ class Legendre(FeatureMap):
 
 def make_feature_map(name, d, *, bandwidth=1.0, bias=False, seed=0, interval=(-5.0, 5.0),
                      input_dim=None):
-    """A feature map of total dimension d (bias column included) by name: identity, rff,
-    relu, ntk (d - bias a multiple of input_dim + 1), legendre."""
+    """A feature map of total dimension d (bias column included) by name.
+
+    Parameters
+    ----------
+    name : str
+        One of FEATURE_MAPS: identity, rff (random Fourier), relu (random ReLU), ntk (neural
+        tangent: d minus the bias a multiple of input_dim + 1), legendre.
+    d : int
+        The total feature dimension.
+    bandwidth : float, default 1.0
+        rff only.
+    bias : bool, default False
+    seed : int, default 0
+    interval : (float, float), default (-5, 5)
+        legendre only: the input interval mapped to [-1, 1].
+    input_dim : int, optional
+        The raw input width p (needed by ntk).
+
+    Returns
+    -------
+    FeatureMap
+        Not fitted yet: call .fit(p).
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a d the map cannot have.
+
+    Examples
+    --------
+    >>> from gomaml.features import make_feature_map
+    >>> make_feature_map("rff", 32, bandwidth=2.0).fit(1).n_features
+    32
+    """
     width = d - bool(bias)
     if name == "identity":
         return Identity(bias=bias, seed=seed)

@@ -34,13 +34,45 @@ def _gram_function(kernel):
 
 class KernelTasks:
     """Tasks on raw inputs whose features are given by a kernel (d = ∞) or a fitted feature
-    map (its exact Gram, accumulated over chunks of features, so d may exceed memory for Φ).
+    map (its exact Gram, accumulated over chunks of features, so d may exceed memory for Φ):
+    the kernel form of docs/theory.md §11.
 
-    KernelTasks(Xs, ys, Xq=None, yq=None, *, kernel, weights=None): raw inputs shaped as for
-    Tasks ((n, k, p) arrays or lists of (k_i, p)). `tasks` is a gomaml.Tasks of the exact
-    kernel features Ψ (rank r columns): pass it to meta_loss_grad, fit, global_minimizer,
-    optimality_bound, ... ; `coefficients`, `task_losses` and `predict` evaluate on new raw
-    inputs through the kernel.
+    Parameters
+    ----------
+    Xs, ys, Xq, yq : raw inputs and labels
+        Shaped as for Tasks: (n, k, p) arrays or lists of (k_i, p); Xq = yq = None:
+        same-data mode.
+    kernel : gomaml.kernels kernel, or a fitted gomaml.features map
+        A kernel stands for d = ∞; a feature map for its own finite d.
+    weights : array_like (n,), optional
+
+    Attributes
+    ----------
+    tasks : Tasks
+        The exact kernel features Ψ (rank r columns, r <= the number of distinct training
+        points): pass it to meta_loss_grad, fit, global_minimizer, optimality_bound, ...;
+        their numbers are the feature form's.
+    n_points, rank : int
+    d : int or float
+        The feature dimension it stands for (inf for a kernel).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad inputs, named; a kernel that is not one.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> from gomaml.kernels import RBF
+    >>> rng = np.random.default_rng(0)
+    >>> kt = gomaml.KernelTasks(rng.normal(size=(5, 4, 2)), rng.normal(size=(5, 4)),
+    ...                         kernel=RBF(bandwidth=1.0))
+    >>> kt.d, kt.n_points, kt.tasks.d == kt.rank
+    (inf, 20, True)
+    >>> theta = gomaml.fit(kt.tasks, tol=1e-8).theta
+    >>> kt.predict(theta, rng.normal(size=(3, 2))).shape            # on new inputs
+    (3,)
     """
 
     @single_threaded_blas

@@ -33,13 +33,30 @@ def _as_inputs(name, X, p=None):
 
 
 class Kernel:
-    """k(X, Y) on raw inputs; name and config() describe it."""
+    """A kernel k(X, Y) on raw inputs (Linear, RBF, ReLU, NTK); `name` and `config()`
+    describe it.
+
+    Parameters
+    ----------
+    bias : bool, default False
+        Add a constant 1 (the feature maps' bias column).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gomaml.kernels import RBF, Linear
+    >>> X = np.array([[0.0], [1.0]])
+    >>> np.round(RBF(bandwidth=1.0)(X), 6)            # exp(−‖x − y‖² / 2σ²)
+    array([[1.      , 0.606531],
+           [0.606531, 1.      ]])
+    >>> Linear(bias=True)(X, X)
+    array([[1., 1.],
+           [1., 2.]])
+    """
     name = None
 
     def __init__(self, *, bias=False):
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bool(bias)
+        self.bias = _validate.boolean("bias", bias)
 
     @single_threaded_blas
     def __call__(self, X, Y=None):
@@ -59,6 +76,7 @@ class Kernel:
         return X
 
     def config(self):
+        """The kernel's settings as a JSON-safe dict (name, bias and its own)."""
         return {"name": self.name, "bias": self.bias}
 
     def __repr__(self):
@@ -88,7 +106,7 @@ class RBF(Kernel):
 
     def _block(self, X, Y):
         (x, nx), (y, ny) = X, Y
-        return _finish(x @ y.T, nx, ny, _kernels.KERNEL_RBF)
+        return _finish_gram(x @ y.T, nx, ny, _kernels.KERNEL_RBF)
 
     def config(self):
         return dict(super().config(), bandwidth=self.bandwidth)
@@ -101,7 +119,7 @@ def augmented_inputs(X):
     return Xt, np.sqrt(np.einsum("ij,ij->i", Xt, Xt))
 
 
-def _finish(G, nx, ny, kind):
+def _finish_gram(G, nx, ny, kind):
     """The typed elementwise pass over the inner products G, in place, parallel over rows."""
     G = np.ascontiguousarray(G)
     _kernels.gram_finish(G, nx, ny, kind, resolve_n_threads(None, G.size * 16))
@@ -117,7 +135,7 @@ class ReLU(Kernel):
         return augmented_inputs(X)
 
     def _block(self, X, Y):
-        return _finish(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_RELU)
+        return _finish_gram(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_RELU)
 
 
 class NTK(Kernel):
@@ -129,7 +147,7 @@ class NTK(Kernel):
         return augmented_inputs(X)
 
     def _block(self, X, Y):
-        return _finish(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_NTK)
+        return _finish_gram(X[0] @ Y[0].T, X[1], Y[1], _kernels.KERNEL_NTK)
 
 
 #: every kernel by name (the registry config checks and the CLI read)

@@ -9,12 +9,25 @@ SQUARED, LOGISTIC, PSEUDO_HUBER = 0, 1, 2
 
 
 class Loss:
-    """A convex, twice-differentiable per-sample loss l(z, y) of a prediction z."""
+    """A convex, twice-differentiable per-sample loss l(z, y) of a prediction z.
+
+    Every call taking `loss=` accepts an instance (Squared(), Logistic(), PseudoHuber(delta))
+    or a name from LOSSES ("squared", "logistic", "pseudo_huber" with δ = 1). value, d1 and
+    d2 evaluate l, l' and l'' elementwise with the kernels' own point functions.
+
+    Examples
+    --------
+    >>> import gomaml
+    >>> sq = gomaml.Squared()
+    >>> float(sq.value(3.0, 1.0)), float(sq.d1(3.0, 1.0)), float(sq.d2(3.0, 1.0))
+    (4.0, 4.0, 2.0)
+    >>> float(gomaml.Logistic().value(0.0, 1.0))        # log 2
+    0.6931471805599453
+    """
 
     name = None
     code = None
     delta = 1.0
-    labels = "real"
 
     def _eval(self, z, y):
         z, y = np.broadcast_arrays(np.asarray(z, dtype=np.float64),
@@ -58,11 +71,21 @@ class Logistic(Loss):
     """l = log(1 + exp(-yz)) for labels y in {-1, +1}, in overflow-free form."""
     name = "logistic"
     code = LOGISTIC
-    labels = "{-1, +1}"
 
 
 class PseudoHuber(Loss):
-    """l = δ²(√(1 + (r/δ)²) - 1), r = z - y, in a form without cancellation."""
+    """l = δ²(√(1 + (r/δ)²) - 1), r = z - y, in a form without cancellation.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        The scale δ > 0 where the loss turns from quadratic to linear.
+
+    Raises
+    ------
+    TypeError, ValueError
+        delta not a finite number > 0.
+    """
     name = "pseudo_huber"
     code = PSEUDO_HUBER
 
@@ -78,7 +101,8 @@ LOSSES = {"squared": Squared, "logistic": Logistic, "pseudo_huber": PseudoHuber}
 
 
 def resolve_loss(loss):
-    """A Loss from a Loss instance or one of the names 'squared', 'logistic', 'pseudo_huber'."""
+    """A Loss from a Loss instance or one of the names in LOSSES (TypeError/ValueError
+    naming `loss` otherwise)."""
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str):

@@ -116,11 +116,41 @@ def rank_tolerance(shape):
 
 @single_threaded_blas
 def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
-    """The exact global minimiser θ* of L for the squared loss, and L(θ*).
+    """The exact global minimiser θ* of L for the squared loss, and L(θ*) (docs/theory.md §5).
 
-    Returns a MinimizerResult, which unpacks as (theta_star (d,), L_star float) and reports
-    .route, .rank and .cond. ValueError for any other loss (no closed form exists: pass your
-    own comparator to optimality_bound)."""
+    For the squared loss L is a quadratic in θ (each θ_i is affine in θ), minimised by the
+    least-norm solution of a stacked linear system, solved in whichever of the d×d or the
+    N_query×N_query form is smaller.
+
+    Parameters
+    ----------
+    tasks : Tasks
+    loss : "squared"
+        Any other loss has no closed form: ValueError (pass your own comparator to
+        optimality_bound).
+    inner_lr, inner_steps, n_threads
+        As for `meta_loss_grad`.
+
+    Returns
+    -------
+    MinimizerResult
+        Unpacks as (theta_star (d,), L_star float); also reports .route (the system solved),
+        .rank and .cond.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named; a loss other than squared.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(0)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(10, 4, 6)), rng.normal(size=(10, 4)))
+    >>> theta_star, L_star = gomaml.global_minimizer(tasks, inner_lr=0.1)
+    >>> bool(np.linalg.norm(gomaml.meta_loss_grad(theta_star, tasks)[1]) < 1e-10)
+    True
+    """
     if resolve_loss(loss).name != "squared":
         raise ValueError(f"loss: global_minimizer has a closed form only for the squared loss, "
                          f"got {resolve_loss(loss).name!r}; pass your own comparator to "

@@ -101,7 +101,35 @@ def meta_loss(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, firs
 
 
 def adapt(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
-    """The adapted parameters θ_i after inner_steps steps on each support set: (n, d)."""
+    """The adapted parameters θ_i: `inner_steps` gradient steps of size `inner_lr` on each
+    task's support risk, from θ.
+
+    Parameters
+    ----------
+    theta : array_like, shape (d,)
+    tasks : Tasks
+    loss, inner_lr, inner_steps, n_threads
+        As for `meta_loss_grad`.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_tasks, d)
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named.
+    NumericalOverflowError
+        An adapted parameter overflowed (reduce inner_lr).
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    >>> gomaml.adapt(np.zeros(2), tasks, inner_lr=0.1)      # 0 − 0.1 · 2 · (φθ − y) φ
+    array([[0.2, 0.2],
+           [0.2, 0.2]])
+    """
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
     theta = problem.theta(theta)
     Xs, ys, s_ptr = tasks.packed()[:3]
@@ -116,7 +144,33 @@ def adapt(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_thread
 
 
 def task_losses(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
-    """Each task's query risk before and after adaptation: (before (n,), after (n,))."""
+    """Each task's query risk R(·; Q_i) before adaptation (at θ) and after it (at θ_i).
+
+    Parameters
+    ----------
+    theta : array_like, shape (d,)
+    tasks : Tasks
+    loss, inner_lr, inner_steps, n_threads
+        As for `meta_loss_grad`.
+
+    Returns
+    -------
+    before, after : ndarray of float64, shape (n_tasks,)
+        The weighted mean of `after` (weights p_i) is L(θ).
+
+    Raises
+    ------
+    TypeError, ValueError, NumericalOverflowError
+        As for `meta_loss_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    >>> before, after = gomaml.task_losses(np.zeros(2), tasks, inner_lr=0.1)
+    >>> before.tolist(), np.round(after, 12).tolist()
+    ([1.0, 1.0], [0.36, 0.36])
+    """
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
     theta = problem.theta(theta)
     before = np.empty(tasks.n_tasks)
@@ -131,7 +185,29 @@ def task_losses(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_
 
 
 def predict(theta, X):
-    """Predictions φ(x)ᵀθ: X (m, d) or (d,) features, theta (d,); float64 (m,) or a float."""
+    """Predictions of the linear model, φ(x)ᵀθ.
+
+    Parameters
+    ----------
+    theta : array_like, shape (d,)
+    X : array_like, shape (m, d) or (d,)
+        Features φ(x) (rows), or one feature vector.
+
+    Returns
+    -------
+    ndarray of float64, shape (m,), or a float for one vector
+
+    Raises
+    ------
+    TypeError, ValueError
+        X not numeric, or of the wrong shape; theta not 1-D.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> gomaml.predict(np.array([1.0, 2.0]), np.eye(2))
+    array([1., 2.])
+    """
     t = _validate.array("theta", theta, np.float64)
     if t.ndim != 1:
         raise ValueError(f"theta: expected a 1-D (d,) array, got shape {t.shape}")

@@ -13,6 +13,30 @@ from gomaml import _validate
 
 @dataclasses.dataclass
 class SyntheticTasks:
+    """Tasks of a synthetic family, on raw inputs: Xs (n, ks, p), ys (n, ks), Xq (n, kq, p),
+    yq (n, kq), the true per-task parameters `params` and the `family` name.
+
+    to_tasks(feature_map) turns them into a gomaml.Tasks of features φ(x); the estimators
+    (MAMLRegressor, MAMLClassifier) and KernelTasks take them as they are.
+
+    Attributes
+    ----------
+    Xs, ys, Xq, yq : ndarray
+        Raw inputs and labels, dense.
+    params : dict
+        The true per-task parameters (the family's docstring lists them).
+    family : str
+
+    Examples
+    --------
+    >>> from gomaml import synthetic
+    >>> from gomaml.features import RandomFourier
+    >>> raw = synthetic.sinusoid(10, 5, 5, seed=0)
+    >>> raw.Xs.shape, raw.family
+    ((10, 5, 1), 'sinusoid')
+    >>> raw.to_tasks(RandomFourier(32, seed=0).fit(1)).d
+    32
+    """
     Xs: np.ndarray
     ys: np.ndarray
     Xq: np.ndarray
@@ -22,10 +46,22 @@ class SyntheticTasks:
 
     @property
     def n_tasks(self):
+        """The number of tasks n."""
         return self.Xs.shape[0]
 
     def to_tasks(self, feature_map=None, *, dtype=np.float64):
-        """gomaml.Tasks of φ(x) (feature_map fitted already; None: the raw inputs)."""
+        """A gomaml.Tasks of the features φ(x) of these tasks.
+
+        Parameters
+        ----------
+        feature_map : gomaml.features map, optional
+            Fitted already (fmap.fit(p)); None: the raw inputs themselves.
+        dtype : float32 or float64, default float64
+
+        Returns
+        -------
+        Tasks
+        """
         from gomaml.tasks import Tasks
         f = (lambda X: np.asarray(X, dtype=dtype)) if feature_map is None else \
             (lambda X: feature_map.transform(X, dtype=dtype))
@@ -54,8 +90,39 @@ _interval = _validate.interval
 
 def linear_regression(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.1,
                       spectrum=None, mean=None, seed=0):
-    """y = xᵀw_i + noise·N(0,1), task vectors w_i = mean + spread·N(0, I), inputs N(0, Σ) with
-    Σ = diag(spectrum) (default I). params: "w" (n, dim), "mean" (dim,)."""
+    """Linear-regression tasks: y = xᵀw_i + noise·N(0, 1).
+
+    Task vectors w_i = mean + spread·N(0, I); inputs x ~ N(0, Σ), Σ = diag(spectrum).
+
+    Parameters
+    ----------
+    n_tasks, k_support, k_query, dim : int
+        Tasks, support and query points per task, input dimension p.
+    spread : float, default 0.5
+    noise : float, default 0.1
+    spectrum : array_like (dim,), optional
+        Input variances (default 1).
+    mean : array_like (dim,), optional
+        The task vectors' mean (default drawn from N(0, I)).
+    seed : int, default 0
+
+    Returns
+    -------
+    SyntheticTasks
+        params: "w" (n, dim), "mean" (dim,).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named.
+
+    Examples
+    --------
+    >>> from gomaml import synthetic
+    >>> raw = synthetic.linear_regression(4, 3, 2, 5, seed=0)
+    >>> raw.Xs.shape, raw.yq.shape, raw.params["w"].shape
+    ((4, 3, 5), (4, 2), (4, 5))
+    """
     n, ks, kq, p = (_count("n_tasks", n_tasks), _count("k_support", k_support),
                     _count("k_query", k_query), _count("dim", dim))
     spread, noise = _nonneg("spread", spread), _nonneg("noise", noise)
@@ -76,8 +143,39 @@ def linear_regression(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.1
 
 def sinusoid(n_tasks, k_support=10, k_query=10, *, amplitude=(0.1, 5.0), phase=(0.0, np.pi),
              x_range=(-5.0, 5.0), noise=0.0, seed=0):
-    """Finn et al. (2017): y = A·sin(x − φ) (+ noise·N(0,1)), A ~ U(amplitude),
-    φ ~ U(phase), x ~ U(x_range). Inputs have p = 1. params: "amplitude", "phase" (n,)."""
+    """Sinusoid regression (Finn et al., 2017): y = A·sin(x − φ) + noise·N(0, 1).
+
+    Parameters
+    ----------
+    n_tasks : int
+    k_support, k_query : int, default 10
+    amplitude : (float, float), default (0.1, 5.0)
+        A ~ U(amplitude).
+    phase : (float, float), default (0, π)
+        φ ~ U(phase).
+    x_range : (float, float), default (-5, 5)
+        x ~ U(x_range); inputs have p = 1.
+    noise : float, default 0
+    seed : int, default 0
+
+    Returns
+    -------
+    SyntheticTasks
+        params: "amplitude", "phase" (n,).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named.
+
+    Examples
+    --------
+    >>> from gomaml import synthetic
+    >>> raw = synthetic.sinusoid(3, 5, 5, seed=0)
+    >>> bool(abs(raw.ys[0] - raw.params["amplitude"][0]
+    ...          * np.sin(raw.Xs[0, :, 0] - raw.params["phase"][0])).max() < 1e-12)
+    True
+    """
     n, ks, kq = (_count("n_tasks", n_tasks), _count("k_support", k_support),
                  _count("k_query", k_query))
     a_lo, a_hi = _interval("amplitude", amplitude)
@@ -96,8 +194,33 @@ def sinusoid(n_tasks, k_support=10, k_query=10, *, amplitude=(0.1, 5.0), phase=(
 
 def logistic_classification(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.5,
                             seed=0):
-    """Labels in {−1, +1}: y = sign(xᵀw_i + noise·N(0,1)) (a noisy linear rule per task),
-    w_i = mean + spread·N(0, I), x ~ N(0, I). params: "w" (n, dim), "mean" (dim,)."""
+    """Binary classification tasks, labels in {−1, +1}: y = sign(xᵀw_i + noise·N(0, 1)).
+
+    w_i = mean + spread·N(0, I), x ~ N(0, I): a noisy linear rule per task.
+
+    Parameters
+    ----------
+    n_tasks, k_support, k_query, dim : int
+    spread : float, default 0.5
+    noise : float, default 0.5
+    seed : int, default 0
+
+    Returns
+    -------
+    SyntheticTasks
+        params: "w" (n, dim), "mean" (dim,).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named.
+
+    Examples
+    --------
+    >>> from gomaml import synthetic
+    >>> sorted(set(synthetic.logistic_classification(5, 4, 4, 3).ys.ravel().tolist()))
+    [-1.0, 1.0]
+    """
     n, ks, kq, p = (_count("n_tasks", n_tasks), _count("k_support", k_support),
                     _count("k_query", k_query), _count("dim", dim))
     spread, noise = _nonneg("spread", spread), _nonneg("noise", noise)

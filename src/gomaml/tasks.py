@@ -91,7 +91,7 @@ def _pack(xname, yname, X, y):
     return Xa, ya
 
 
-def _finish(xname, yname, X, y, dt):
+def _packed_rows(xname, yname, X, y, dt):
     """Packed, contiguous, validated arrays of dtype dt from the output of _pack."""
     if isinstance(X, list):
         d = X[0].shape[1]
@@ -153,14 +153,42 @@ def _normalise_weights(weights, n):
 class Tasks:
     """n meta-learning tasks, each a support set (used by the inner step) and a query set.
 
-    Tasks(Xs, ys, Xq=None, yq=None, *, weights=None, dtype=None)
+    All validation (shapes, sizes, finiteness) happens once, here; the data are packed
+    (docs/theory.md §1) and read-only.
 
-    Xs: dense (n, k, d) array or a list of n arrays (k_i, d); ys: (n, k) or a list of (k_i,).
-    Xq, yq likewise (query sizes may differ from the support's); both None means same-data
-    mode (query = support, no copy). weights: n positive numbers (normalised to sum 1;
-    default uniform). dtype: float32 or float64; default the result type of the inputs
-    (integers become float64). A dense array of the right dtype is used without a copy: do
-    not modify it afterwards.
+    Parameters
+    ----------
+    Xs : array_like (n, k, d), or a list of n arrays (k_i, d)
+        Support features φ(x) of each task (sizes may differ between tasks).
+    ys : array_like (n, k), or a list of n arrays (k_i,)
+        Support labels.
+    Xq, yq : optional, shaped likewise
+        Query features and labels (query sizes may differ from the support's). Both None:
+        same-data mode, the query set is the support set (no copy).
+    weights : array_like (n,), optional
+        Positive task weights p_i, normalised to sum 1; default uniform.
+    dtype : float32 or float64, optional
+        Default: the result type of the inputs (integers become float64). A dense array of
+        the right dtype is used without a copy: do not modify it afterwards.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric data (or a tensor that requires grad: pass .detach()).
+    ValueError
+        Shapes that do not match, an empty task, NaN or inf, weights that are not positive.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(0)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(3, 5, 4)), rng.normal(size=(3, 5)),
+    ...                      rng.normal(size=(3, 2, 4)), rng.normal(size=(3, 2)))
+    >>> tasks.n_tasks, tasks.d, tasks.support_sizes.tolist(), tasks.weights.tolist()
+    (3, 4, [5, 5, 5], [0.3333333333333333, 0.3333333333333333, 0.3333333333333333])
+    >>> ragged = gomaml.Tasks([np.ones((2, 4)), np.ones((7, 4))], [np.ones(2), np.ones(7)])
+    >>> ragged.support_sizes.tolist(), ragged.same_data
+    ([2, 7], True)
     """
 
     def __init__(self, Xs, ys, Xq=None, yq=None, *, weights=None, dtype=None):
@@ -175,8 +203,8 @@ class Tasks:
             parts += [Xq_, yq_]
         flat = [a for p in parts for a in (p if isinstance(p, list) else [p])]
         dt = _float_dtype(flat, dtype)
-        s = _finish("Xs", "ys", Xs_, ys_, dt)
-        q = s if same else _finish("Xq", "yq", Xq_, yq_, dt)
+        s = _packed_rows("Xs", "ys", Xs_, ys_, dt)
+        q = s if same else _packed_rows("Xq", "yq", Xq_, yq_, dt)
         self._init_packed(s, q, same, weights)
 
     @classmethod
@@ -253,22 +281,27 @@ class Tasks:
     # -- accessors -------------------------------------------------------------------------
     @property
     def n_tasks(self):
+        """The number of tasks n."""
         return self._s_ptr.shape[0] - 1
 
     @property
     def d(self):
+        """The feature dimension d."""
         return self._Xs.shape[1]
 
     @property
     def dtype(self):
+        """The data's dtype (float32 or float64)."""
         return self._Xs.dtype
 
     @property
     def support_sizes(self):
+        """Support points per task, int64 (n,)."""
         return np.diff(self._s_ptr)
 
     @property
     def query_sizes(self):
+        """Query points per task, int64 (n,)."""
         return np.diff(self._q_ptr)
 
     @property
@@ -283,14 +316,17 @@ class Tasks:
 
     @property
     def max_support(self):
+        """The largest support set's size."""
         return self._sizes[2]
 
     @property
     def same_data(self):
+        """True when the query set is the support set (no copy)."""
         return self._same
 
     @property
     def weights(self):
+        """The task weights p_i, normalised to sum 1, float64 (n,), read-only."""
         return self._weights
 
     @property

@@ -28,8 +28,26 @@ _EXPLODE = 1e8        # L above this multiple of max(L(θ0), 1) counts as diverg
 
 
 class DivergenceError(RuntimeError):
-    """Training diverged (non-finite or exploding L). .result holds the FitResult at the last
-    good θ; the message names the step size to reduce."""
+    """Training diverged: L became non-finite or exploded (above 10⁸ × max(L(θ₀), 1)).
+
+    Attributes
+    ----------
+    result : FitResult
+        The state at the last good θ (also written to `checkpoint` when one was given).
+
+    The message names the step size to reduce (outer_lr, or inner_lr when the inner step
+    itself overflows).
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    >>> try:
+    ...     gomaml.fit(tasks, outer_lr=1e6, max_iter=50)
+    ... except gomaml.DivergenceError as exc:
+    ...     print(str(exc)[:27], exc.result.converged)
+    training diverged at step 1 False
+    """
 
     def __init__(self, message, result):
         super().__init__(message)
@@ -43,10 +61,41 @@ IDENTITY = ("tasks_hash", "loss", "delta", "inner_lr", "inner_steps", "first_ord
 
 @dataclasses.dataclass
 class FitResult:
-    """What fit returns: θ, L(θ), ‖∇L(θ)‖, the step count, whether ‖∇L‖ ≤ tol held, a message,
-    the history (arrays iter, loss, grad_norm, step, and val_loss with val_tasks), the wall
-    time, and config: the problem's identity (IDENTITY), the settings and the step state that
-    fit(..., theta0=result) resumes from."""
+    """What `fit` returns, and what its checkpoints hold.
+
+    Attributes
+    ----------
+    theta : ndarray of float64, shape (d,)
+        The last θ whose L and ‖∇L‖ were evaluated.
+    loss : float
+        L(theta).
+    grad_norm : float
+        ‖∇L(theta)‖ (of the first-order direction with first_order=True).
+    n_iter : int
+        Outer steps in total, over every resumed run.
+    converged : bool
+        True only when grad_norm <= tol held at `theta`.
+    message : str
+        Why training stopped: "converged: …", "max_iter reached …", "stopped by callback",
+        "interrupted", "diverged", "checkpoint" (a snapshot), or a step underflow.
+    history : dict of ndarray
+        Per recorded step: "iter", "loss", "grad_norm", "step" (the outer step size), and
+        "val_loss" when val_tasks was given.
+    wall_time : float
+        Seconds of training, over every resumed run.
+    config : dict
+        The problem's identity (tasks' content hash, loss, δ, inner_lr, inner_steps,
+        first_order, batch_size, seed, outer_lr), tol, max_iter, sizes, and the step state
+        that fit(..., theta0=result) resumes from.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> tasks = gomaml.Tasks(np.ones((2, 3, 2)), np.ones((2, 3)))
+    >>> res = gomaml.fit(tasks, tol=1e-10)
+    >>> res.converged, res.grad_norm <= 1e-10, sorted(res.history)
+    (True, True, ['grad_norm', 'iter', 'loss', 'step'])
+    """
     theta: np.ndarray
     loss: float
     grad_norm: float
@@ -262,17 +311,73 @@ def fit(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, first_order=False
         outer_lr=None, max_iter=10000, tol=1e-6, theta0=None, batch_size=None, seed=None,
         val_tasks=None, callback=None, progress=False, checkpoint=None,
         checkpoint_every=30.0, n_threads=None):
-    """Train θ by gradient descent on L until ‖∇L(θ)‖₂ ≤ tol or max_iter steps in total.
+    """Train θ by gradient descent on the meta-objective L to an ε-stationary point.
 
-    theta0: starting θ (default 0), or a FitResult (or the path of a saved one) to resume
-    from: θ, the step state and the history carry on, max_iter counts the steps of all runs
-    together, and a different problem (tasks, loss, inner_lr, inner_steps, first_order,
-    batch_size, seed, outer_lr) is refused. checkpoint: a path that receives an atomic
-    snapshot (a FitResult) at most every checkpoint_every seconds (0: only at the end) and
-    when training ends, also by Ctrl-C or divergence; resuming from it gives the θ an
-    uninterrupted run reaches. With first_order=True the trainer follows the first-order
-    direction and the stopping test refers to it (the message says so).
-    Returns a FitResult; raises DivergenceError on a non-finite or exploding L.
+    Full batch (default): backtracking gradient descent with Barzilai–Borwein step lengths
+    and a non-monotone Armijo safeguard, or a fixed step `outer_lr`. With `batch_size`:
+    MAML's Algorithm 1, batches of tasks sampled without replacement (weights n·p_i/B), a
+    fixed step (outer_lr, or 1/λ_max from curvature estimates), and the stopping test on the
+    full ‖∇L‖ every ⌈n/B⌉ steps. Training stops when ‖∇L(θ)‖ <= tol, after max_iter steps in
+    total, when `callback` returns True, or on Ctrl-C.
+
+    Parameters
+    ----------
+    tasks : Tasks or gomaml.distributed.ShardedTasks
+        ShardedTasks train full-batch only.
+    loss, inner_lr, inner_steps, first_order, n_threads
+        As for `meta_loss_grad`. With first_order=True the trainer follows the first-order
+        direction and the stopping test refers to it (the message says so).
+    outer_lr : float, optional
+        A fixed outer step size; None: automatic (see above).
+    max_iter : int, default 10000
+        Outer steps in total, counting every run that `theta0` resumes.
+    tol : float, default 1e-6
+        Stop when ‖∇L‖ <= tol (0: never; run to max_iter).
+    theta0 : array_like (d,), FitResult or path, optional
+        The starting θ (default 0), or a FitResult (or the path of a saved one) to resume:
+        θ, the step state and the history carry on, and a different problem (tasks, loss,
+        inner_lr, inner_steps, first_order, batch_size, seed, outer_lr) is refused.
+    batch_size : int, optional
+        Tasks per step (Algorithm 1); None: full batch.
+    seed : int, optional
+        The batch sampler's seed.
+    val_tasks : Tasks, optional
+        Held-out tasks whose L is recorded in history["val_loss"] (not used for stopping).
+    callback : callable, optional
+        callback(it, theta, loss, grad_norm) after every recorded step (theta a copy); a
+        truthy return stops training (message "stopped by callback").
+    progress : bool, default False
+        A progress line on stderr.
+    checkpoint : path, optional
+        Receives an atomic snapshot (a FitResult) at most every checkpoint_every seconds
+        (0: only at the end) and when training ends, also by Ctrl-C or divergence; resuming
+        from it reaches the θ an uninterrupted run reaches.
+    checkpoint_every : float, default 30.0
+
+    Returns
+    -------
+    FitResult
+        converged is True only when ‖∇L‖ <= tol held at the returned θ. Ctrl-C returns the
+        state at the last evaluated θ (message "interrupted").
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named (checked before any training).
+    DivergenceError
+        L became non-finite or exploded; .result holds the last good state.
+
+    Examples
+    --------
+    >>> import numpy as np, gomaml
+    >>> rng = np.random.default_rng(0)
+    >>> tasks = gomaml.Tasks(rng.normal(size=(20, 5, 4)), rng.normal(size=(20, 5)))
+    >>> res = gomaml.fit(tasks, inner_lr=0.1, tol=1e-8)
+    >>> res.converged, res.message.startswith("converged")
+    (True, True)
+    >>> more = gomaml.fit(tasks, inner_lr=0.1, tol=1e-12, theta0=res)    # resume
+    >>> more.n_iter >= res.n_iter
+    True
     """
     problem, checked = check_fit_arguments(
         tasks, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
