@@ -88,6 +88,13 @@ def _nonneg(name, value):
 _interval = _validate.interval
 
 
+def _mean(mean, p):
+    mean = _validate.array("mean", mean, np.float64)
+    if mean.shape != (p,) or not np.isfinite(mean).all():
+        raise ValueError(f"mean must be {p} finite numbers, got shape {mean.shape}")
+    return mean
+
+
 def linear_regression(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.1,
                       spectrum=None, mean=None, seed=0):
     """Linear-regression tasks: y = xᵀw_i + noise·N(0, 1).
@@ -127,9 +134,7 @@ def linear_regression(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.1
                     _count("k_query", k_query), _count("dim", dim))
     spread, noise = _nonneg("spread", spread), _nonneg("noise", noise)
     rng = np.random.default_rng(seed)
-    mean = rng.normal(size=p) if mean is None else np.asarray(mean, dtype=np.float64)
-    if mean.shape != (p,):
-        raise ValueError(f"mean must have shape ({p},), got {mean.shape}")
+    mean = rng.normal(size=p) if mean is None else _mean(mean, p)
     scale = np.ones(p) if spectrum is None else np.asarray(spectrum, dtype=np.float64)
     if scale.shape != (p,) or not np.all(scale >= 0) or not np.isfinite(scale).all():
         raise ValueError(f"spectrum must be {p} finite numbers >= 0")
@@ -193,7 +198,7 @@ def sinusoid(n_tasks, k_support=10, k_query=10, *, amplitude=(0.1, 5.0), phase=(
 
 
 def logistic_classification(n_tasks, k_support, k_query, dim, *, spread=0.5, noise=0.5,
-                            seed=0):
+                            mean=None, seed=0):
     """Binary classification tasks, labels in {−1, +1}: y = sign(xᵀw_i + noise·N(0, 1)).
 
     w_i = mean + spread·N(0, I), x ~ N(0, I): a noisy linear rule per task.
@@ -203,6 +208,9 @@ def logistic_classification(n_tasks, k_support, k_query, dim, *, spread=0.5, noi
     n_tasks, k_support, k_query, dim : int
     spread : float, default 0.5
     noise : float, default 0.5
+    mean : array_like (dim,), optional
+        The task vectors' mean (default drawn from N(0, I)): pass a family's
+        params["mean"] to draw new tasks of the same family.
     seed : int, default 0
 
     Returns
@@ -225,7 +233,8 @@ def logistic_classification(n_tasks, k_support, k_query, dim, *, spread=0.5, noi
                     _count("k_query", k_query), _count("dim", dim))
     spread, noise = _nonneg("spread", spread), _nonneg("noise", noise)
     rng = np.random.default_rng(seed)
-    mean = rng.normal(size=p)
+    drawn = rng.normal(size=p)        # drawn either way: the same seed gives the same tasks
+    mean = drawn if mean is None else _mean(mean, p)
     w = mean + spread * rng.normal(size=(n, p))
     Xs = rng.normal(size=(n, ks, p))
     Xq = rng.normal(size=(n, kq, p))
