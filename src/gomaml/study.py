@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from gomaml import _validate
 from gomaml._buildinfo import build_info
 from gomaml._files import atomic_open, atomic_write
 from gomaml._json import json_safe
@@ -125,15 +126,18 @@ def validate_config(cfg):
         if out[key] not in allowed:
             raise ConfigError(f"study setting {key!r} must be one of {', '.join(allowed)}, "
                               f"got {out[key]!r}")
-    for key in ("n_tasks", "n_test_tasks", "k_support", "k_query", "input_dim", "max_iter",
-                "inner_steps"):
-        if out[key] < 1:
-            raise ConfigError(f"study setting {key!r} must be >= 1, got {out[key]}")
-    for key in ("inner_lr", "time_budget", "tol", "bandwidth"):
-        if not (math.isfinite(out[key]) and out[key] > 0):
-            raise ConfigError(f"study setting {key!r} must be finite and > 0, got {out[key]}")
-    if not (math.isfinite(out["noise"]) and out["noise"] >= 0):
-        raise ConfigError(f"study setting 'noise' must be >= 0, got {out['noise']}")
+    # ranges by the library's own checks (gomaml._validate); a config error is a usage error
+    checks = [(k, _validate.integer, dict(low=1)) for k in (
+        "n_tasks", "n_test_tasks", "k_support", "k_query", "input_dim", "max_iter",
+        "inner_steps")]
+    checks += [(k, _validate.positive, {}) for k in ("inner_lr", "time_budget", "tol",
+                                                     "bandwidth")]
+    checks += [("noise", _validate.real, dict(low=0))]
+    for key, check, kw in checks:
+        try:
+            check(f"study setting {key!r}", out[key], **kw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
     if any(d < 1 for d in out["d"]) or len(set(out["d"])) != len(out["d"]):
         raise ConfigError(f"study setting 'd' must be distinct ints >= 1, got {out['d']}")
     if any(v < 0 for v in out["seeds"]) or len(set(out["seeds"])) != len(out["seeds"]):
