@@ -158,7 +158,7 @@ def test_train_then_bound(tmp_path):
     (["study", "--d", "8,x"], 2, "expected comma-separated integers"),
     (["study", "--family", "nope"], 2, "must be one of"),
     (["study", "--loss", "logistic"], 2, "logistic loss goes with the logistic family"),
-    (["study", "--inner-lr", "-1"], 2, "'inner_lr' must be finite and > 0"),
+    (["study", "--inner-lr", "-1"], 2, "'inner_lr' must be a finite number > 0"),
     (["nosuch"], 2, "invalid choice"),
     (["bound", "/nonexistent/run"], 2, "not a run folder"),
     (["bench", "--sizes", "Z"], 2, "unknown size 'Z'"),
