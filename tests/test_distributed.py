@@ -175,7 +175,7 @@ def test_bad_arguments_are_named(client, rng):
         ShardedTasks(object(), tasks, 2)
     with pytest.raises(TypeError, match="tasks"):
         ShardedTasks(client, np.zeros((5, 3)), 2)
-    with pytest.raises(ValueError, match="n_shards must be between 1 and 5"):
+    with pytest.raises(ValueError, match="n_shards must be an int between 1 and 5"):
         ShardedTasks(client, tasks, 6)
     with pytest.raises(TypeError, match="n_shards"):
         ShardedTasks(client, tasks, 2.0)
