@@ -13,7 +13,7 @@ from libc.math cimport sqrt, exp, acos
 from libc.string cimport memcpy, memset
 from cython cimport floating
 
-from gomaml._pointloss cimport loss_eval, SQUARED
+from gomaml._pointloss cimport loss_eval, loss_derivs, SQUARED
 
 import numpy as np
 
@@ -23,6 +23,15 @@ cdef extern from "rowops.h" nogil:
     void gm_axpy_d(double a, const double* x, double* y, Py_ssize_t n)
     void gm_axpy_f(double a, const float* x, double* y, Py_ssize_t n)
     double gm_sum_d(const double* x, Py_ssize_t n)
+    void gm_dotb_d(int R, const double* x, Py_ssize_t stride, const double* v, Py_ssize_t n,
+                   double* out, const double* pf)
+    void gm_dotb_f(int R, const float* x, Py_ssize_t stride, const double* v, Py_ssize_t n,
+                   double* out, const float* pf)
+    void gm_axpyb_d(int R, const double* c, const double* x, Py_ssize_t stride, double* y,
+                    Py_ssize_t n)
+    void gm_axpyb_f(int R, const double* c, const float* x, Py_ssize_t stride, double* y,
+                    Py_ssize_t n)
+    int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done)
     int gm_openmp_enabled()
     int gm_openmp_max_threads()
     int gm_cpu_supports(int level)
@@ -74,60 +83,102 @@ cdef inline void vec_axpy(double a, const double* x, double* y, Py_ssize_t d) no
     gm_axpy_d(a, x, y, d)
 
 
+cdef inline void blk_dot(int R, const floating* x, Py_ssize_t d, const double* v, double* out,
+                         const floating* pf) noexcept nogil:
+    """out[r] <- x_r . v for the R rows of a block (stride d); prefetch the block at pf."""
+    if floating is double:
+        gm_dotb_d(R, x, d, v, d, out, pf)
+    else:
+        gm_dotb_f(R, x, d, v, d, out, pf)
+
+
+cdef inline void blk_axpy(int R, const double* c, const floating* x, Py_ssize_t d,
+                          double* y) noexcept nogil:
+    """y += sum_r c[r] x_r over the R rows of a block, in one sweep."""
+    if floating is double:
+        gm_axpyb_d(R, c, x, d, y, d)
+    else:
+        gm_axpyb_f(R, c, x, d, y, d)
+
+
 cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_ssize_t d,
                      const double* theta, int code, double delta, double eta, int T,
-                     double* th, double* g, double* h2) noexcept nogil:
+                     double* th, double* g, double* h2,
+                     const floating* pf_end=NULL) noexcept nogil:
     """th <- theta after T inner steps on the support; h2[t*ks + j] <- l''(x_j^T th^(t))
-    when h2 is not NULL (the backward pass needs them, theory.md §3 'Memory')."""
+    when h2 is not NULL (the backward pass needs them, theory.md §3 'Memory'). Rows go in
+    blocks (gm_block_rows); pf_end: the rows that follow this pass (prefetched meanwhile)."""
     cdef Py_ssize_t j, t
-    cdef double z, l0, l1, l2
-    cdef const floating* x
+    cdef int R, r
+    cdef double z[8]
+    cdef double c[8]
+    cdef double l1, l2
+    cdef const floating* nxt
     memcpy(th, theta, d * sizeof(double))
     for t in range(T):
         memset(g, 0, d * sizeof(double))
-        for j in range(ks):
-            x = Xs + j * d
-            z = row_dot(x, th, d)
-            loss_eval(code, delta, z, ys[j], &l0, &l1, &l2)
-            if h2 != NULL:
-                h2[t * ks + j] = l2
-            row_axpy(l1, x, g, d)          # same row, still in cache
+        j = 0
+        while j < ks:
+            R = gm_block_rows(ks, j)
+            nxt = Xs + (j + R) * d if j + R < ks else (Xs if t + 1 < T else pf_end)
+            blk_dot(R, Xs + j * d, d, th, z, nxt)
+            for r in range(R):
+                loss_derivs(code, delta, z[r], ys[j + r], &l1, &l2)
+                if h2 != NULL:
+                    h2[t * ks + j + r] = l2
+                c[r] = l1
+            blk_axpy(R, c, Xs + j * d, d, g)          # the same rows, still in cache
+            j += R
         vec_axpy(-eta / ks, g, th, d)
 
 
 cdef double query_risk(const floating* Xq, const floating* yq, Py_ssize_t kq, Py_ssize_t d,
-                       const double* th, int code, double delta, double* v) noexcept nogil:
+                       const double* th, int code, double delta, double* v,
+                       const floating* pf_end=NULL) noexcept nogil:
     """Returns R(th; Q); writes grad R(th; Q) into v unless v is NULL."""
-    cdef Py_ssize_t b
-    cdef double z, l0, l1, l2, risk = 0.0
-    cdef const floating* x
+    cdef Py_ssize_t b = 0, e
+    cdef int R, r
+    cdef double z[8]
+    cdef double c[8]
+    cdef double l0, l1, l2, risk = 0.0
     if v != NULL:
         memset(v, 0, d * sizeof(double))
-    for b in range(kq):
-        x = Xq + b * d
-        z = row_dot(x, th, d)
-        loss_eval(code, delta, z, yq[b], &l0, &l1, &l2)
-        risk += l0
+    while b < kq:
+        R = gm_block_rows(kq, b)
+        blk_dot(R, Xq + b * d, d, th, z, Xq + (b + R) * d if b + R < kq else pf_end)
+        for r in range(R):
+            loss_eval(code, delta, z[r], yq[b + r], &l0, &l1, &l2)
+            risk += l0
+            c[r] = l1
         if v != NULL:
-            row_axpy(l1, x, v, d)
+            blk_axpy(R, c, Xq + b * d, d, v)
+        b += R
     if v != NULL:
-        for b in range(d):
-            v[b] /= kq
+        for e in range(d):
+            v[e] /= kq
     return risk / kq
 
 
 cdef void backward(const floating* Xs, Py_ssize_t ks, Py_ssize_t d, double eta, int T,
-                   const double* h2, double* v, double* w) noexcept nogil:
+                   const double* h2, double* v, double* w,
+                   const floating* pf_end=NULL) noexcept nogil:
     """v <- (I - eta H^(0)) ... (I - eta H^(T-1)) v, H^(t) v = (1/ks) Xs^T (h2_t * (Xs v))."""
     cdef Py_ssize_t j, t
-    cdef double u
-    cdef const floating* x
+    cdef int R, r
+    cdef double z[8]
+    cdef double c[8]
+    cdef const floating* nxt
     for t in range(T - 1, -1, -1):
         memset(w, 0, d * sizeof(double))
-        for j in range(ks):
-            x = Xs + j * d
-            u = row_dot(x, v, d)
-            row_axpy(h2[t * ks + j] * u, x, w, d)
+        j = 0
+        while j < ks:
+            R = gm_block_rows(ks, j)
+            nxt = Xs + (j + R) * d if j + R < ks else (Xs if t > 0 else pf_end)
+            blk_dot(R, Xs + j * d, d, v, z, nxt)
+            for r in range(R):
+                c[r] = h2[t * ks + j + r] * z[r]
+            blk_axpy(R, c, Xs + j * d, d, w)
+            j += R
         vec_axpy(-eta / ks, w, v, d)
 
 
@@ -145,17 +196,22 @@ cdef void meta_block(Py_ssize_t lo, Py_ssize_t hi, const int64_t* task_ids,
     cdef double* g = scratch + d
     cdef double* v = scratch + 2 * d
     cdef double* h2 = scratch + 3 * d
+    cdef const floating* xs
+    cdef const floating* nxt
     for m in range(lo, hi):
         i = task_ids[m]
         ks = s_ptr[i + 1] - s_ptr[i]
         kq = q_ptr[i + 1] - q_ptr[i]
-        inner_loop(Xs + s_ptr[i] * d, ys + s_ptr[i], ks, d, theta, code, delta, eta, T,
-                   th, g, h2 if mode == 2 else NULL)
+        xs = Xs + s_ptr[i] * d
+        # the access sequence Xs_i, Xq_i, (Xs_i,) Xs_next: each pass prefetches the next
+        nxt = Xs + s_ptr[task_ids[m + 1]] * d if m + 1 < hi else NULL
+        inner_loop(xs, ys + s_ptr[i], ks, d, theta, code, delta, eta, T,
+                   th, g, h2 if mode == 2 else NULL, Xq + q_ptr[i] * d)
         risk = query_risk(Xq + q_ptr[i] * d, yq + q_ptr[i], kq, d, th, code, delta,
-                          v if mode != 0 else NULL)
+                          v if mode != 0 else NULL, xs if mode == 2 else nxt)
         loss_out[0] += weights[m] * risk
         if mode == 2:
-            backward(Xs + s_ptr[i] * d, ks, d, eta, T, h2, v, g)
+            backward(xs, ks, d, eta, T, h2, v, g, nxt)
         if mode != 0:
             vec_axpy(weights[m], v, grad_out, d)
 
