@@ -135,8 +135,9 @@ cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_s
 cdef double query_risk(const floating* Xq, const floating* yq, Py_ssize_t kq, Py_ssize_t d,
                        const double* th, int code, double delta, double* v,
                        const floating* pf_end=NULL) noexcept nogil:
-    """Returns R(th; Q); writes grad R(th; Q) into v unless v is NULL."""
-    cdef Py_ssize_t b = 0, e
+    """Returns R(th; Q); writes kq · grad R(th; Q) (the sum over the query rows, not yet
+    divided by kq: the caller folds 1/kq into its weight) into v unless v is NULL."""
+    cdef Py_ssize_t b = 0
     cdef int R, r
     cdef double z[8]
     cdef double c[8]
@@ -153,9 +154,6 @@ cdef double query_risk(const floating* Xq, const floating* yq, Py_ssize_t kq, Py
         if v != NULL:
             blk_axpy(R, c, Xq + b * d, d, v)
         b += R
-    if v != NULL:
-        for e in range(d):
-            v[e] /= kq
     return risk / kq
 
 
@@ -212,8 +210,8 @@ cdef void meta_block(Py_ssize_t lo, Py_ssize_t hi, const int64_t* task_ids,
         loss_out[0] += weights[m] * risk
         if mode == 2:
             backward(xs, ks, d, eta, T, h2, v, g, nxt)
-        if mode != 0:
-            vec_axpy(weights[m], v, grad_out, d)
+        if mode != 0:                  # v is kq · (J_i^T) grad R_i: J_i^T is linear
+            vec_axpy(weights[m] / kq, v, grad_out, d)
 
 
 def _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, Py_ssize_t n):
