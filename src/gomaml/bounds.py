@@ -174,15 +174,14 @@ def _packed64(tasks):
 def _query_terms(tasks, loss, omega_i, Xq, yq, q_ptr, other_i=None):
     """Per query point (packed): l'(f_i(z_b), y_b) and, given other_i, Δ_i(z_b)."""
     N = Xq.shape[0]
-    l1 = np.empty(N)
+    f = np.empty(N)
     delta = np.empty(N) if other_i is not None else None
     for i in range(tasks.n_tasks):
         a, b = q_ptr[i], q_ptr[i + 1]
-        f = Xq[a:b] @ omega_i[i]
-        l1[a:b] = loss.d1(f, yq[a:b])
+        f[a:b] = Xq[a:b] @ omega_i[i]
         if other_i is not None:
             delta[a:b] = Xq[a:b] @ (omega_i[i] - other_i[i])
-    return l1, delta
+    return loss.d1(f, yq), delta         # elementwise: one call, not one per task
 
 
 class PairOperator:
@@ -213,6 +212,11 @@ class PairOperator:
                              resolve_n_threads(None, pairs * tasks.d))
         self.n_tasks, self.d = n, tasks.d
         self.shape = (pairs, tasks.d)
+        # the query point b of every pair (a-major within a task), and each query's task
+        starts = np.repeat(self.q_ptr[:-1], ks * kq)
+        within = np.arange(pairs) - np.repeat(self.ptr[:-1], ks * kq)
+        self._pair_query = starts + within % np.repeat(kq, ks * kq)
+        self._query_task = np.repeat(np.arange(n), kq)
 
     def _blocks(self, i):
         return (slice(self.s_ptr[i], self.s_ptr[i + 1]), slice(self.q_ptr[i], self.q_ptr[i + 1]),
@@ -224,13 +228,8 @@ class PairOperator:
 
     def pair_values(self, per_query):
         """The pair vector s_i · per_query[b] on kept pairs (broadcast over a)."""
-        out = np.empty(self.shape[0])
-        for i in range(self.n_tasks):
-            s, q, p = self._blocks(i)
-            ks = s.stop - s.start
-            out[p] = np.broadcast_to(self.scale[i] * per_query[q] * self.keep[q],
-                                     (ks, q.stop - q.start)).ravel()
-        return out
+        values = self.scale[self._query_task] * per_query * self.keep
+        return values[self._pair_query]
 
     def matvec(self, v):
         out = np.empty(self.shape[0])

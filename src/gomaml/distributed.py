@@ -29,6 +29,17 @@ def _dask():
     return distributed
 
 
+def _cancelled_errors():
+    """What wait() raises when a future's data was lost: FuturesCancelledError in recent
+    dask.distributed, CancelledError before."""
+    import asyncio
+    import concurrent.futures
+    import distributed.client as dc
+    found = getattr(dc, "FuturesCancelledError", None)
+    return (concurrent.futures.CancelledError, asyncio.CancelledError) + \
+        ((found,) if found is not None else ())
+
+
 def _check_client(client):
     distributed = _dask()
     if not isinstance(client, distributed.Client):
@@ -298,6 +309,7 @@ class ShardedTasks:
         """Every shard's block sums, in block order: (block_loss (B,), block_grad (B, d) or
         None). A shard whose worker died is re-sent (or re-loaded) and evaluated again."""
         distributed = _dask()
+        _CANCELLED = _cancelled_errors()
         if not self._futures:
             raise ValueError("tasks: this ShardedTasks was closed")
         args = (theta, problem.loss, problem.inner_lr, problem.inner_steps, mode)
@@ -310,7 +322,7 @@ class ShardedTasks:
         while calls:
             try:
                 distributed.wait(list(calls.values()))
-            except distributed.client.FuturesCancelledError:
+            except _CANCELLED:
                 pass                        # a lost shard: its call is re-sent below
             done = [s for s, call in calls.items() if call.status == "finished"]
             for s, value in zip(done, self._client.gather([calls[s] for s in done])):
