@@ -55,10 +55,11 @@ _SCRATCH_CHECK = 64 << 20
 class Problem:
     """Validated arguments of one kernel call: the tasks, the loss and the inner loop."""
 
-    __slots__ = ("tasks", "loss", "inner_lr", "inner_steps", "n_threads")
+    __slots__ = ("tasks", "loss", "inner_lr", "inner_steps", "n_threads", "sharded")
 
     def __init__(self, tasks, loss, inner_lr, inner_steps, n_threads, sharded_ok=False):
-        if getattr(tasks, "_block_sums", None) is not None:      # gomaml.distributed
+        self.sharded = getattr(tasks, "_block_sums", None) is not None   # gomaml.distributed
+        if self.sharded:
             if not sharded_ok:
                 raise TypeError(f"tasks: this call needs a gomaml.Tasks in this process; "
                                 f"{type(tasks).__name__} is accepted by meta_loss_grad, "
@@ -153,12 +154,11 @@ def block_sums(problem, theta, mode, task_ids=None, weights=None, block_ptr=None
 def evaluate(problem, theta, mode, task_ids=None, weights=None):
     """(L, grad or None): the block sums, added in block order; task_ids/weights select a
     subset. Sharded tasks (gomaml.distributed) compute the same block sums on their workers."""
-    remote = getattr(problem.tasks, "_block_sums", None)
-    if remote is not None:
+    if problem.sharded:
         if task_ids is not None:
             raise ValueError("tasks: a subset of tasks (batch_size) is not supported on "
                              "sharded tasks; train them full-batch")
-        block_loss, block_grad = remote(problem, theta, mode)
+        block_loss, block_grad = problem.tasks._block_sums(problem, theta, mode)
     else:
         block_loss, block_grad = block_sums(problem, theta, mode, task_ids, weights)
     value = float(np.sum(block_loss))

@@ -7,6 +7,7 @@ single-process evaluation (gomaml.objective.block_ptr_for); per call only θ goe
 shard sends back its blocks' partial sums, which the client adds in block order as
 meta_loss_grad does: the result is bit-identical to meta_loss_grad on the same tasks.
 """
+import functools
 import hashlib
 
 import numpy as np
@@ -29,6 +30,7 @@ def _dask():
     return distributed
 
 
+@functools.lru_cache(maxsize=None)
 def _cancelled_errors():
     """What wait() raises when a future's data was lost: FuturesCancelledError in recent
     dask.distributed, CancelledError before."""
@@ -80,12 +82,6 @@ class _Shard:
 
     def __init__(self, tasks, weights, block_ptr):
         self.tasks, self.weights, self.block_ptr = tasks, weights, block_ptr
-
-    def __getstate__(self):
-        return self.tasks, self.weights, self.block_ptr
-
-    def __setstate__(self, state):
-        self.tasks, self.weights, self.block_ptr = state
 
 
 # --- run on the workers ---------------------------------------------------------------------

@@ -22,7 +22,6 @@ from gomaml._linalg import norm, single_threaded_blas
 from gomaml._progress import Progress
 from gomaml._core import NumericalOverflowError, Problem, evaluate
 from gomaml.objective import meta_loss
-from gomaml.tasks import Tasks
 
 _EXPLODE = 1e8        # L above this multiple of max(L(θ0), 1) counts as divergence
 
@@ -251,7 +250,7 @@ def check_fit_arguments(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1,
         seed=_validate.integer("seed", seed, low=0, allow_none=True),
         checkpoint_every=_validate.real("checkpoint_every", checkpoint_every, low=0),
     )
-    if checked["batch_size"] is not None and not isinstance(tasks, Tasks):
+    if checked["batch_size"] is not None and problem.sharded:
         raise ValueError(f"batch_size: mini-batches need a gomaml.Tasks; "
                          f"{type(tasks).__name__} trains full-batch (batch_size=None)")
     if checked["batch_size"] is not None and checked["batch_size"] > tasks.n_tasks:
