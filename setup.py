@@ -148,7 +148,7 @@ def kernels_extension(suffix, march):
         extra_compile_args=compile_args + ([f"-march={march}"] if march else []),
         extra_link_args=link_args,
         depends=["src/gomaml/_kernels_impl.pxi", "src/gomaml/rowops.h",
-                 "src/gomaml/_pointloss.pxd"],
+                 "src/gomaml/lossvec.h", "src/gomaml/_pointloss.pxd"],
     )
 
 

@@ -18,7 +18,7 @@ from libc.math cimport sqrt, exp, acos
 from libc.string cimport memcpy, memset
 from cython cimport floating
 
-from gomaml._pointloss cimport loss_eval, loss_derivs, SQUARED
+from gomaml._pointloss cimport loss_eval, loss_derivs, SQUARED, LOGISTIC
 
 import numpy as np
 
@@ -37,11 +37,18 @@ cdef extern from "rowops.h" nogil:
     void gm_axpyb_f(int R, const double* c, const float* x, Py_ssize_t stride, double* y,
                     Py_ssize_t n)
     int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done)
+    int gm_loss_rows(Py_ssize_t k_total, Py_ssize_t done, Py_ssize_t row_bytes)
+    void gm_prefetch_span(const void* p, Py_ssize_t bytes)
+    Py_ssize_t GM_TASK_AHEAD_BYTES
     int gm_openmp_enabled()
     int gm_openmp_max_threads()
     int gm_cpu_supports(int level)
     const char* gm_isa()
     int GOMAML_BOUNDSCHECK
+
+cdef extern from "lossvec.h" nogil:
+    void gm_logistic_batch(const double* z, const double* y, double* value, double* d1,
+                           double* d2)
 
 # what meta_objective computes
 MODE_VALUE = 0        # L only
@@ -106,6 +113,38 @@ cdef inline void blk_axpy(int R, const double* c, const floating* x, Py_ssize_t 
         gm_axpyb_f(R, c, x, d, y, d)
 
 
+cdef inline void loss_batch(int code, double delta, int S, const double* z,
+                            const floating* y, double* l0, double* l1,
+                            double* l2) noexcept nogil:
+    """l, l', l'' (l0 NULL: derivatives alone) of the first S <= 8 of z[8] (all 8 finite:
+    padding lanes are computed too) against y[:S], into 8-arrays: the logistic loss in one
+    vector call (lossvec.h), the others row by row (_pointloss.pxd)."""
+    cdef int r
+    cdef double yb[8]
+    if code == LOGISTIC:
+        for r in range(8):
+            yb[r] = y[r] if r < S else 1.0
+        gm_logistic_batch(z, yb, l0, l1, l2)
+    elif l0 == NULL:
+        for r in range(S):
+            loss_derivs(code, delta, z[r], y[r], &l1[r], &l2[r])
+    else:
+        for r in range(S):
+            loss_eval(code, delta, z[r], y[r], &l0[r], &l1[r], &l2[r])
+
+
+cdef inline void super_dot(const floating* X, Py_ssize_t k, Py_ssize_t j, int S, Py_ssize_t d,
+                           const double* v, double* z, const floating* pf_end) noexcept nogil:
+    """z[r] <- x_(j+r) . v for the S rows from j, in the pass's row blocks (gm_block_rows);
+    each block prefetches the next, the last one pf_end."""
+    cdef Py_ssize_t q = j
+    cdef int R
+    while q < j + S:
+        R = gm_block_rows(k, q)
+        blk_dot(R, X + q * d, d, v, z + (q - j), X + (q + R) * d if q + R < k else pf_end)
+        q += R
+
+
 cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_ssize_t d,
                      const double* theta, int code, double delta, double eta, int T,
                      double* th, double* g, double* h2,
@@ -114,26 +153,24 @@ cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_s
     when h2 is not NULL (the backward pass needs them, theory.md §3 'Memory'). Rows go in
     blocks (gm_block_rows); pf_end: the rows that follow this pass (prefetched meanwhile)."""
     cdef Py_ssize_t j, t
-    cdef int R, r
+    cdef int S, r
     cdef double z[8]
     cdef double c[8]
-    cdef double l1, l2
-    cdef const floating* nxt
+    cdef double l2[8]
+    memset(z, 0, sizeof(z))                     # loss_batch reads all 8 lanes
     memcpy(th, theta, d * sizeof(double))
     for t in range(T):
         memset(g, 0, d * sizeof(double))
         j = 0
         while j < ks:
-            R = gm_block_rows(ks, j)
-            nxt = Xs + (j + R) * d if j + R < ks else (Xs if t + 1 < T else pf_end)
-            blk_dot(R, Xs + j * d, d, th, z, nxt)
-            for r in range(R):
-                loss_derivs(code, delta, z[r], ys[j + r], &l1, &l2)
-                if h2 != NULL:
-                    h2[t * ks + j + r] = l2
-                c[r] = l1
-            blk_axpy(R, c, Xs + j * d, d, g)          # the same rows, still in cache
-            j += R
+            S = gm_loss_rows(ks, j, d * sizeof(floating))
+            super_dot(Xs, ks, j, S, d, th, z, Xs if t + 1 < T else pf_end)
+            loss_batch(code, delta, S, z, ys + j, NULL, c, l2)
+            if h2 != NULL:
+                for r in range(S):
+                    h2[t * ks + j + r] = l2[r]
+            blk_axpy(S, c, Xs + j * d, d, g)          # the same rows, still in cache
+            j += S
         vec_axpy(-eta / ks, g, th, d)
 
 
@@ -143,22 +180,24 @@ cdef double query_risk(const floating* Xq, const floating* yq, Py_ssize_t kq, Py
     """Returns R(th; Q); writes kq · grad R(th; Q) (the sum over the query rows, not yet
     divided by kq: the caller folds 1/kq into its weight) into v unless v is NULL."""
     cdef Py_ssize_t b = 0
-    cdef int R, r
+    cdef int S, r
     cdef double z[8]
     cdef double c[8]
-    cdef double l0, l1, l2, risk = 0.0
+    cdef double l0[8]
+    cdef double l2[8]
+    cdef double risk = 0.0
+    memset(z, 0, sizeof(z))                     # loss_batch reads all 8 lanes
     if v != NULL:
         memset(v, 0, d * sizeof(double))
     while b < kq:
-        R = gm_block_rows(kq, b)
-        blk_dot(R, Xq + b * d, d, th, z, Xq + (b + R) * d if b + R < kq else pf_end)
-        for r in range(R):
-            loss_eval(code, delta, z[r], yq[b + r], &l0, &l1, &l2)
-            risk += l0
-            c[r] = l1
+        S = gm_loss_rows(kq, b, d * sizeof(floating))
+        super_dot(Xq, kq, b, S, d, th, z, pf_end)
+        loss_batch(code, delta, S, z, yq + b, l0, c, l2)
+        for r in range(S):
+            risk += l0[r]
         if v != NULL:
-            blk_axpy(R, c, Xq + b * d, d, v)
-        b += R
+            blk_axpy(S, c, Xq + b * d, d, v)
+        b += S
     return risk / kq
 
 
@@ -193,7 +232,7 @@ cdef void meta_block(Py_ssize_t lo, Py_ssize_t hi, const int64_t* task_ids,
                      double* loss_out, double* grad_out, double* scratch) noexcept nogil:
     """Entries lo..hi-1 of task_ids, in order: loss_out[0] += w_m R_i,
     grad_out += w_m J_i^T grad R_i, with i = task_ids[m] and w_m = weights[m]."""
-    cdef Py_ssize_t m, i, ks, kq
+    cdef Py_ssize_t m, i, ks, kq, i1, row = d * sizeof(floating)
     cdef double risk
     cdef double* th = scratch
     cdef double* g = scratch + d
@@ -208,6 +247,12 @@ cdef void meta_block(Py_ssize_t lo, Py_ssize_t hi, const int64_t* task_ids,
         xs = Xs + s_ptr[i] * d
         # the access sequence Xs_i, Xq_i, (Xs_i,) Xs_next: each pass prefetches the next
         nxt = Xs + s_ptr[task_ids[m + 1]] * d if m + 1 < hi else NULL
+        if m + 1 < hi:                 # task-ahead prefetch: all of a small next task, now
+            i1 = task_ids[m + 1]
+            if (s_ptr[i1 + 1] - s_ptr[i1] + q_ptr[i1 + 1] - q_ptr[i1]) * row \
+                    <= GM_TASK_AHEAD_BYTES:
+                gm_prefetch_span(nxt, (s_ptr[i1 + 1] - s_ptr[i1]) * row)
+                gm_prefetch_span(Xq + q_ptr[i1] * d, (q_ptr[i1 + 1] - q_ptr[i1]) * row)
         inner_loop(xs, ys + s_ptr[i], ks, d, theta, code, delta, eta, T,
                    th, g, h2 if mode == 2 else NULL, Xq + q_ptr[i] * d)
         risk = query_risk(Xq + q_ptr[i] * d, yq + q_ptr[i], kq, d, th, code, delta,
@@ -329,13 +374,26 @@ def task_risks(const floating[:, ::1] Xs, const floating[::1] ys,
 
 def loss_arrays(int loss_code, double delta, const double[::1] z, const double[::1] y,
                 double[::1] value, double[::1] d1, double[::1] d2):
-    """value, d1, d2 <- l, l', l'' of each (z_j, y_j) through the kernels' point functions."""
+    """value, d1, d2 <- l, l', l'' of each (z_j, y_j), computed as the kernels compute them
+    (loss_batch, 8 at a time): the same bits."""
     cdef Py_ssize_t j, m = z.shape[0]
+    cdef int r, S
+    cdef double zb[8]
+    cdef double o0[8]
+    cdef double o1[8]
+    cdef double o2[8]
     if y.shape[0] != m or value.shape[0] != m or d1.shape[0] != m or d2.shape[0] != m:
         raise ValueError("length mismatch")
     with nogil:
-        for j in range(m):
-            loss_eval(loss_code, delta, z[j], y[j], &value[j], &d1[j], &d2[j])
+        for j in range(0, m, 8):
+            S = min(8, m - j)
+            for r in range(8):
+                zb[r] = z[j + r] if r < S else 0.0
+            loss_batch[double](loss_code, delta, S, zb, &y[j], o0, o1, o2)
+            for r in range(S):
+                value[j + r] = o0[r]
+                d1[j + r] = o1[r]
+                d2[j + r] = o2[r]
 
 
 def stream_read(const double[::1] buf, double[::1] partial, int n_threads):

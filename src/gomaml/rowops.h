@@ -15,6 +15,7 @@
 #define GOMAML_ROWOPS_H
 
 #include <stddef.h>
+#include "lossvec.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -249,6 +250,27 @@ static inline int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done) {
     Py_ssize_t left = k_total - done;
     if (k_total <= GM_BLOCK_MAX) return (int)left;
     return left < 4 ? (int)left : 4;
+}
+
+/* Rows of a pass whose losses are evaluated in one batch (lossvec.h), from row `done`: a
+ * whole pass of <= GM_BLOCK_MAX rows (one block); else 8 rows (two blocks of 4, aligned so the
+ * blocks are gm_block_rows') while 8 rows fit in GM_LOSS_SUPER_BYTES·8 of L1, one block beyond.
+ * The axpy that follows covers the same rows: the same bits as one axpy per block. */
+static inline int gm_loss_rows(Py_ssize_t k_total, Py_ssize_t done, Py_ssize_t row_bytes) {
+    Py_ssize_t left = k_total - done;
+    if (k_total <= GM_BLOCK_MAX || row_bytes > GM_LOSS_SUPER_BYTES)
+        return gm_block_rows(k_total, done);
+    return left < 8 ? (int)left : 8;
+}
+
+/* Task-ahead prefetch: the next task's rows (support and query), requested into L2 as the
+ * current task starts, when they are at most GM_TASK_AHEAD_BYTES: a small task is over before
+ * the next-block prefetch of the passes can hide a DRAM latency. Larger tasks rely on the
+ * next-block prefetch alone (a whole task would evict the current one from L2). */
+#define GM_TASK_AHEAD_BYTES 65536
+static inline void gm_prefetch_span(const void *p, Py_ssize_t bytes) {
+    const char *c = (const char *)p;
+    for (Py_ssize_t l = 0; l < bytes; l += 64) __builtin_prefetch(c + l, 0, 2);
 }
 
 static int gm_openmp_enabled(void) {
