@@ -518,19 +518,49 @@ def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[
                                                         &Xq[q_ptr[i] + b, 0], d)
 
 
-def pair_matvec(const double[::1] sv, const double[::1] qv, const double[::1] h,
-                const double[::1] G, const double[::1] scale, const double[::1] keep,
-                const int64_t[::1] s_ptr, const int64_t[::1] q_ptr, const int64_t[::1] p_ptr,
-                double eta, double[::1] out, int n_threads):
-    """out_(a,b) = s_i·(z_bᵀv − η l''_a (x_aᵀv) x_aᵀz_b)·keep_b, from sv = Xs v, qv = Xq v."""
-    cdef Py_ssize_t n = s_ptr.shape[0] - 1, i, a, b, ks, kq, p
+cdef void rows_dot(const double* X, Py_ssize_t k, Py_ssize_t d, const double* v,
+                   double* out) noexcept nogil:
+    """out[j] <- x_j . v for k contiguous rows, in row blocks sharing the loads of v."""
+    cdef Py_ssize_t j = 0
+    cdef int R
+    while j < k:
+        R = gm_block_rows(k, j)
+        gm_dotb_d(R, X + j * d, d, v, d, out + j, NULL)
+        j += R
+
+
+cdef void rows_axpy(const double* c, const double* X, Py_ssize_t k, Py_ssize_t d,
+                    double* y) noexcept nogil:
+    """y += Σ_j c[j] x_j over k contiguous rows, one sweep of y per row block."""
+    cdef Py_ssize_t j = 0
+    cdef int R
+    while j < k:
+        R = gm_block_rows(k, j)
+        gm_axpyb_d(R, c + j, X + j * d, d, y, d)
+        j += R
+
+
+def pair_matvec_rows(const double[:, ::1] Xs, const double[:, ::1] Xq, const double[::1] v,
+                     const double[::1] h, const double[::1] G, const double[::1] scale,
+                     const double[::1] keep, const int64_t[::1] s_ptr,
+                     const int64_t[::1] q_ptr, const int64_t[::1] p_ptr, double eta,
+                     double[::1] sv, double[::1] qv, double[::1] out, int n_threads):
+    """A v from the rows, one pass per task (parallel over tasks): sv_a <- x_aᵀv, qv_b <-
+    z_bᵀv (work arrays, one entry per row), then out_(a,b) = s_i·(qv_b − η l''_a sv_a
+    x_aᵀz_b)·keep_b. Every entry is written by its own task with fixed-order dots: any
+    thread count, same bits."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], i, a, b, ks, kq, p
     cdef double c
-    if out.shape[0] != G.shape[0] or p_ptr[n] != G.shape[0] or n_threads < 1:
-        raise ValueError("pair_matvec: inconsistent shapes")
+    if Xq.shape[1] != d or v.shape[0] != d or qv.shape[0] != Xq.shape[0] \
+            or sv.shape[0] != Xs.shape[0] or out.shape[0] != G.shape[0] \
+            or p_ptr[n] != G.shape[0] or n_threads < 1:
+        raise ValueError("pair_matvec_rows: inconsistent shapes")
     with nogil:
-        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=4):
+        for i in prange(n, num_threads=n_threads, schedule="static"):
             ks = s_ptr[i + 1] - s_ptr[i]
             kq = q_ptr[i + 1] - q_ptr[i]
+            rows_dot(&Xq[q_ptr[i], 0], kq, d, &v[0], &qv[q_ptr[i]])
+            rows_dot(&Xs[s_ptr[i], 0], ks, d, &v[0], &sv[s_ptr[i]])
             for a in range(ks):
                 c = eta * h[s_ptr[i] + a] * sv[s_ptr[i] + a]
                 p = p_ptr[i] + a * kq
@@ -539,30 +569,47 @@ def pair_matvec(const double[::1] sv, const double[::1] qv, const double[::1] h,
                         * keep[q_ptr[i] + b]
 
 
-def pair_rmatvec(const double[::1] r, const double[::1] h, const double[::1] G,
-                 const double[::1] scale, const double[::1] keep, const int64_t[::1] s_ptr,
-                 const int64_t[::1] q_ptr, const int64_t[::1] p_ptr, double eta,
-                 double[::1] cq, double[::1] cs, int n_threads):
-    """The coefficients of Aᵀr on the rows: cq_b = Σ_a s_i keep_b r_(a,b) and
-    cs_a = −η l''_a Σ_b s_i keep_b r_(a,b) x_aᵀz_b (then Aᵀr = Xqᵀcq + Xsᵀcs)."""
-    cdef Py_ssize_t n = s_ptr.shape[0] - 1, i, a, b, ks, kq, p
+def pair_rmatvec_rows(const double[::1] r, const double[:, ::1] Xs, const double[:, ::1] Xq,
+                      bint same_data, const double[::1] h, const double[::1] G,
+                      const double[::1] scale, const double[::1] keep,
+                      const int64_t[::1] s_ptr, const int64_t[::1] q_ptr,
+                      const int64_t[::1] p_ptr, const int64_t[::1] block_ptr, double eta,
+                      double[::1] cq, double[::1] cs, double[:, ::1] block_out,
+                      int n_threads):
+    """Aᵀr, per block of tasks (block_ptr, fixed by the sizes): block_out[β] <- Σ over the
+    block's tasks, in order, of Xq_iᵀcq_i + Xs_iᵀcs_i, with the row coefficients (written
+    too) cq_b = Σ_a s_i keep_b r_(a,b) and cs_a = −η l''_a Σ_b s_i keep_b r_(a,b) x_aᵀz_b.
+    The caller adds the block rows in order: any thread count, same bits. same_data: Xq is
+    Xs (the query rows are the support rows; cs then holds cq + cs)."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], nb = block_out.shape[0]
+    cdef Py_ssize_t blk, i, a, b, ks, kq, p
     cdef double w, acc
-    if r.shape[0] != G.shape[0] or p_ptr[n] != G.shape[0] or n_threads < 1:
-        raise ValueError("pair_rmatvec: inconsistent shapes")
+    if r.shape[0] != G.shape[0] or p_ptr[n] != G.shape[0] or Xq.shape[1] != d \
+            or block_out.shape[1] != d or block_ptr.shape[0] != nb + 1 \
+            or block_ptr[0] != 0 or block_ptr[nb] != n or n_threads < 1:
+        raise ValueError("pair_rmatvec_rows: inconsistent shapes")
     with nogil:
-        for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=4):
-            ks = s_ptr[i + 1] - s_ptr[i]
-            kq = q_ptr[i + 1] - q_ptr[i]
-            for b in range(kq):
-                cq[q_ptr[i] + b] = 0.0
-            for a in range(ks):
-                p = p_ptr[i] + a * kq
-                acc = 0.0
+        for blk in prange(nb, num_threads=n_threads, schedule="static"):
+            memset(&block_out[blk, 0], 0, d * sizeof(double))
+            for i in range(block_ptr[blk], block_ptr[blk + 1]):
+                ks = s_ptr[i + 1] - s_ptr[i]
+                kq = q_ptr[i + 1] - q_ptr[i]
                 for b in range(kq):
-                    w = scale[i] * keep[q_ptr[i] + b] * r[p + b]
-                    cq[q_ptr[i] + b] += w
-                    acc = acc + w * G[p + b]
-                cs[s_ptr[i] + a] = -eta * h[s_ptr[i] + a] * acc
+                    cq[q_ptr[i] + b] = 0.0
+                for a in range(ks):
+                    p = p_ptr[i] + a * kq
+                    acc = 0.0
+                    for b in range(kq):
+                        w = scale[i] * keep[q_ptr[i] + b] * r[p + b]
+                        cq[q_ptr[i] + b] += w
+                        acc = acc + w * G[p + b]
+                    cs[s_ptr[i] + a] = -eta * h[s_ptr[i] + a] * acc
+                if same_data:           # one row set: its coefficient is cq + cs
+                    for a in range(ks):
+                        cs[s_ptr[i] + a] = cs[s_ptr[i] + a] + cq[q_ptr[i] + a]
+                else:
+                    rows_axpy(&cq[q_ptr[i]], &Xq[q_ptr[i], 0], kq, d, &block_out[blk, 0])
+                rows_axpy(&cs[s_ptr[i]], &Xs[s_ptr[i], 0], ks, d, &block_out[blk, 0])
 
 
 # ---- the memory floor of meta_objective (gomaml bench's "x floor" column) -----------------

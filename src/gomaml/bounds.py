@@ -14,7 +14,7 @@ from gomaml import _validate
 from gomaml._memory import check_fits
 from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
 from gomaml._threads import _kernels, resolve_n_threads
-from gomaml._core import NumericalOverflowError, Problem
+from gomaml._core import NumericalOverflowError, Problem, block_ptr_for, n_blocks_for
 from gomaml.objective import adapt, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
 
@@ -173,14 +173,11 @@ def _packed64(tasks):
 
 def _query_terms(tasks, loss, omega_i, Xq, yq, q_ptr, other_i=None):
     """Per query point (packed): l'(f_i(z_b), y_b) and, given other_i, Δ_i(z_b)."""
-    N = Xq.shape[0]
-    f = np.empty(N)
-    delta = np.empty(N) if other_i is not None else None
-    for i in range(tasks.n_tasks):
-        a, b = q_ptr[i], q_ptr[i + 1]
-        f[a:b] = Xq[a:b] @ omega_i[i]
-        if other_i is not None:
-            delta[a:b] = Xq[a:b] @ (omega_i[i] - other_i[i])
+    task = np.repeat(np.arange(tasks.n_tasks), np.diff(q_ptr))      # each query row's task
+    f = np.einsum("bj,bj->b", Xq, omega_i[task])
+    delta = None
+    if other_i is not None:
+        delta = np.einsum("bj,bj->b", Xq, (omega_i - other_i)[task])
     return loss.d1(f, yq), delta         # elementwise: one call, not one per task
 
 
@@ -206,7 +203,7 @@ class PairOperator:
                    int(self.ptr[-1]) * 8 * 3)
         pairs = int(self.ptr[-1])
         # typed kernels, parallel over tasks (each task writes only its own entries)
-        self.n_threads = resolve_n_threads(None, 4 * pairs + pairs * tasks.d // 8)
+        self.n_threads = resolve_n_threads(None, 2 * pairs + self.n_points * tasks.d)
         self.G = np.empty(pairs)                   # Xs_i Xq_iᵀ, packed a-major per task
         _kernels.pair_blocks(self.Xs, self.s_ptr, self.Xq, self.q_ptr, self.ptr, self.G,
                              resolve_n_threads(None, pairs * tasks.d))
@@ -217,6 +214,8 @@ class PairOperator:
         within = np.arange(pairs) - np.repeat(self.ptr[:-1], ks * kq)
         self._pair_query = starts + within % np.repeat(kq, ks * kq)
         self._query_task = np.repeat(np.arange(n), kq)
+        # Aᵀr's partial sums: fixed blocks of tasks (from (n, d) alone), added in order
+        self._block_ptr = block_ptr_for(n, n_blocks_for(n, tasks.d))
 
     def _blocks(self, i):
         return (slice(self.s_ptr[i], self.s_ptr[i + 1]), slice(self.q_ptr[i], self.q_ptr[i + 1]),
@@ -232,20 +231,24 @@ class PairOperator:
         return values[self._pair_query]
 
     def matvec(self, v):
+        """A v: one typed pass over each task's rows, parallel over tasks."""
         out = np.empty(self.shape[0])
-        _kernels.pair_matvec(self.Xs @ v, self.Xq @ v, self.h, self.G, self.scale, self.keep,
-                             self.s_ptr, self.q_ptr, self.ptr, self.eta, out, self.n_threads)
+        _kernels.pair_matvec_rows(self.Xs, self.Xq, np.ascontiguousarray(v, dtype=np.float64),
+                                  self.h, self.G, self.scale, self.keep, self.s_ptr,
+                                  self.q_ptr, self.ptr, self.eta, np.empty(self.Xs.shape[0]),
+                                  np.empty(self.Xq.shape[0]), out, self.n_threads)
         return out
 
     def rmatvec(self, r):
-        cq = np.empty(self.Xq.shape[0])
-        cs = np.empty(self.Xs.shape[0])
-        _kernels.pair_rmatvec(np.ascontiguousarray(r, dtype=np.float64), self.h, self.G,
-                              self.scale, self.keep, self.s_ptr, self.q_ptr, self.ptr,
-                              self.eta, cq, cs, self.n_threads)
-        if self.Xq is self.Xs:
-            return self.Xs.T @ (cq + cs)
-        return self.Xq.T @ cq + self.Xs.T @ cs
+        """Aᵀ r: per task the row coefficients, then Xq_iᵀcq_i + Xs_iᵀcs_i, summed in fixed
+        blocks of tasks (parallel over blocks) and the blocks added in order."""
+        block_out = np.empty((self._block_ptr.shape[0] - 1, self.d))
+        _kernels.pair_rmatvec_rows(np.ascontiguousarray(r, dtype=np.float64), self.Xs, self.Xq,
+                                   self.Xq is self.Xs, self.h, self.G, self.scale, self.keep,
+                                   self.s_ptr, self.q_ptr, self.ptr, self._block_ptr, self.eta,
+                                   np.empty(self.Xq.shape[0]), np.empty(self.Xs.shape[0]),
+                                   block_out, self.n_threads)
+        return block_out.sum(axis=0)
 
     @property
     def n_points(self):
