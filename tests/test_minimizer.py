@@ -116,3 +116,39 @@ def test_numerically_rank_deficient_uses_the_numerical_rank():
     noisy = linalg.lstsq(M_lib, t_lib, lapack_driver="gelsd")[0]
     assert np.linalg.norm(res.theta_star) < 0.5 * np.linalg.norm(noisy)
     assert res.L_star == pytest.approx(float(np.sum((M_lib @ noisy - t_lib) ** 2)), rel=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gram_blocks_are_thread_count_independent(rng, dtype):
+    """The Gram matrix of the minimiser is cut into row blocks by its shape alone and the
+    blocks run on n_threads Python threads: the same bits for any thread count, and M Mᵀ."""
+    from gomaml._linalg import gram, single_threaded_blas
+    M = rng.normal(size=(1100, 300)).astype(dtype)
+    grams = [single_threaded_blas(gram)(M, n) for n in (1, 2, 3)]
+    assert all(np.array_equal(g, grams[0]) for g in grams[1:])
+    want = M.astype(np.float64) @ M.T.astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(grams[0], want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_global_minimizer_is_thread_count_independent(rng, monkeypatch, mixed):
+    from gomaml import minimizer
+    if mixed:
+        monkeypatch.setattr(minimizer, "_MIXED_MIN_WORK", 0)
+    X = rng.normal(size=(80, 8, 2000)) / np.sqrt(2000)        # N = 640: two Gram blocks
+    tasks = gomaml.Tasks(X, rng.normal(size=(80, 8)), rng.normal(size=(80, 8, 2000)),
+                         rng.normal(size=(80, 8)))
+    results = [gomaml.global_minimizer(tasks, inner_lr=0.1, n_threads=n) for n in (1, 2)]
+    assert results[0].route == results[1].route == ("cholesky-gram-mixed" if mixed
+                                                     else "cholesky-gram")
+    assert np.array_equal(results[0].theta_star, results[1].theta_star)
+    assert results[0].L_star == results[1].L_star
+
+
+def test_gram_apply_is_m_mt_p_for_any_thread_count(rng):
+    from gomaml._linalg import gram_apply
+    M, p = rng.normal(size=(1300, 90)), rng.normal(size=1300)
+    outs = [gram_apply(M, p, n) for n in (1, 2, 3)]
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+    np.testing.assert_allclose(outs[0], M @ (M.T @ p), rtol=1e-12, atol=1e-12)

@@ -45,3 +45,54 @@ def norm(x):
         return math.sqrt(float(x @ x))
     y = x / s
     return s * math.sqrt(float(y @ y))
+
+
+def _row_cuts(n_rows, min_rows=256, max_blocks=8):
+    """Fixed row cuts of a matrix of n_rows rows: from the shape alone, never the threads."""
+    blocks = max(1, min(max_blocks, n_rows // min_rows))
+    return [(b * n_rows) // blocks for b in range(blocks + 1)]
+
+
+def gram(M, n_threads=1):
+    """M Mᵀ from its lower block triangle: blocks (b, c), c ≤ b, of _row_cuts' row blocks (cut
+    by M's shape alone), each one BLAS call (M_b M_bᵀ by syrk), run on n_threads Python threads
+    (the caller pins BLAS to one thread: single_threaded_blas), then mirrored. The calls and
+    hence the bits are the same for any n_threads; about half a full GEMM's work."""
+    cuts = _row_cuts(M.shape[0])
+    if len(cuts) == 2:
+        return M @ M.T
+    G = np.empty((M.shape[0], M.shape[0]), dtype=M.dtype)
+    pairs = [(b, c) for b in range(len(cuts) - 1) for c in range(b + 1)]
+
+    def block(j):
+        b, c = pairs[j]
+        rows, cols = slice(cuts[b], cuts[b + 1]), slice(cuts[c], cuts[c + 1])
+        G[rows, cols] = M[rows] @ M[rows].T if b == c else M[rows] @ M[cols].T
+        if b != c:
+            G[cols, rows] = G[rows, cols].T
+
+    _blocks_run(block, len(pairs), n_threads)
+    return G
+
+
+def _blocks_run(fn, n_blocks, n_threads):
+    """fn(b) for every block b, on up to n_threads Python threads (BLAS calls release the
+    GIL); results in block order."""
+    if n_threads <= 1 or n_blocks <= 1:
+        return [fn(b) for b in range(n_blocks)]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(min(n_threads, n_blocks)) as pool:
+        return list(pool.map(fn, range(n_blocks)))
+
+
+def gram_apply(M, p, n_threads=1):
+    """M (Mᵀ p) without forming M Mᵀ: Mᵀp as per-block partial sums over _row_cuts' blocks,
+    added in block order, then M u block by block; the same bits for any n_threads."""
+    cuts = _row_cuts(M.shape[0])
+    parts = _blocks_run(lambda b: M[cuts[b]:cuts[b + 1]].T @ p[cuts[b]:cuts[b + 1]],
+                        len(cuts) - 1, n_threads)
+    u = parts[0]
+    for part in parts[1:]:
+        u = u + part
+    return np.concatenate(_blocks_run(lambda b: M[cuts[b]:cuts[b + 1]] @ u, len(cuts) - 1,
+                                      n_threads))

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
-from gomaml._linalg import norm, single_threaded_blas
+from gomaml._linalg import gram, gram_apply, norm, single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.losses import resolve_loss
 from gomaml._core import NumericalOverflowError, Problem, aligned_scratch
@@ -54,13 +54,13 @@ _MIXED_MIN_WORK = 2e9
 _MIXED_COND_MAX = 1e4      # float32 Gram as a preconditioner is sound well below 1/eps32
 
 
-def _mixed_gram_solve(M, t, max_iter=25):
+def _mixed_gram_solve(M, t, max_iter=25, n_threads=1):
     """α with (M Mᵀ) α = t: Cholesky of the float32 Gram (half the GEMM cost) as the
     preconditioner of CG on the exact float64 system, whose products M(Mᵀp) never form the
     Gram. Stops at a backward-stable residual; None (use the float64 route) when the
     preconditioner is not good enough."""
     M32 = M.astype(np.float32)
-    G = (M32 @ M32.T).astype(np.float64)
+    G = gram(M32, n_threads).astype(np.float64)
     del M32
     c, cond = cholesky_if_conditioned(G, _MIXED_COND_MAX)
     if c is None:
@@ -73,7 +73,7 @@ def _mixed_gram_solve(M, t, max_iter=25):
     p = z.copy()
     rz = float(r @ z)
     for _ in range(max_iter):
-        Gp = M @ (M.T @ p)
+        Gp = gram_apply(M, p, n_threads)
         step = rz / float(p @ Gp)
         alpha += step * p
         r -= step * Gp
@@ -160,22 +160,22 @@ def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_th
     if not (np.isfinite(M).all() and np.isfinite(t).all()):
         raise problem.overflow("the stacked system of the minimiser")
     with np.errstate(over="ignore", invalid="ignore"):   # an overflowing Gram: SVD route
-        return _solve(M, t)
+        return _solve(M, t, problem.n_threads)
 
 
-def _solve(M, t):
+def _solve(M, t, n_threads=1):
     """θ* and L(θ*) of the stacked system (the routes of global_minimizer)."""
     N, d = M.shape
     theta, route, cond, rank = None, None, np.inf, min(N, d)
     if d >= N:                                          # θ* = Mᵀα, (M Mᵀ) α = t
         if float(N) * N * d >= _MIXED_MIN_WORK:
-            alpha, cond = _mixed_gram_solve(M, t)
+            alpha, cond = _mixed_gram_solve(M, t, n_threads=n_threads)
             if alpha is not None:
                 theta, route = M.T @ alpha, "cholesky-gram-mixed"
         if theta is None:
             # one full GEMM: measured faster here than OpenBLAS's dsyrk or a blocked lower
             # triangle (0.41 s vs 0.43-0.60 s for N = 2000, d = 10⁴ on 2 cores)
-            c, cond = cholesky_if_conditioned(M @ M.T)
+            c, cond = cholesky_if_conditioned(gram(M, n_threads))
             if c is not None:
                 theta = M.T @ linalg.cho_solve(c, t, check_finite=False)
                 route = "cholesky-gram"
