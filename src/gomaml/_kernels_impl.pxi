@@ -519,23 +519,27 @@ def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[
 
 
 cdef void rows_dot(const double* X, Py_ssize_t k, Py_ssize_t d, const double* v,
-                   double* out) noexcept nogil:
-    """out[j] <- x_j . v for k contiguous rows, in row blocks sharing the loads of v."""
+                   double* out, const double* pf_end) noexcept nogil:
+    """out[j] <- x_j . v for k contiguous rows, in row blocks sharing the loads of v; each
+    block prefetches the next (the last one pf_end: the rows read next, or NULL)."""
     cdef Py_ssize_t j = 0
     cdef int R
     while j < k:
         R = gm_block_rows(k, j)
-        gm_dotb_d(R, X + j * d, d, v, d, out + j, NULL)
+        gm_dotb_d(R, X + j * d, d, v, d, out + j, X + (j + R) * d if j + R < k else pf_end)
         j += R
 
 
 cdef void rows_axpy(const double* c, const double* X, Py_ssize_t k, Py_ssize_t d,
                     double* y) noexcept nogil:
-    """y += Σ_j c[j] x_j over k contiguous rows, one sweep of y per row block."""
+    """y += Σ_j c[j] x_j over k contiguous rows, one sweep of y per row block; the next
+    block's rows are requested before each sweep."""
     cdef Py_ssize_t j = 0
     cdef int R
     while j < k:
         R = gm_block_rows(k, j)
+        if j + R < k:
+            gm_prefetch_span(X + (j + R) * d, gm_block_rows(k, j + R) * d * sizeof(double))
         gm_axpyb_d(R, c + j, X + j * d, d, y, d)
         j += R
 
@@ -559,8 +563,9 @@ def pair_matvec_rows(const double[:, ::1] Xs, const double[:, ::1] Xq, const dou
         for i in prange(n, num_threads=n_threads, schedule="static"):
             ks = s_ptr[i + 1] - s_ptr[i]
             kq = q_ptr[i + 1] - q_ptr[i]
-            rows_dot(&Xq[q_ptr[i], 0], kq, d, &v[0], &qv[q_ptr[i]])
-            rows_dot(&Xs[s_ptr[i], 0], ks, d, &v[0], &sv[s_ptr[i]])
+            rows_dot(&Xq[q_ptr[i], 0], kq, d, &v[0], &qv[q_ptr[i]], &Xs[s_ptr[i], 0])
+            rows_dot(&Xs[s_ptr[i], 0], ks, d, &v[0], &sv[s_ptr[i]],
+                     &Xq[q_ptr[i + 1], 0] if i + 1 < n else NULL)
             for a in range(ks):
                 c = eta * h[s_ptr[i] + a] * sv[s_ptr[i] + a]
                 p = p_ptr[i] + a * kq
