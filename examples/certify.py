@@ -60,6 +60,7 @@ def main(out="."):
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     path_png = os.path.join(out, "certify.png")
+    os.makedirs(out, exist_ok=True)
     fig.savefig(path_png, dpi=110)
     print(f"plot: {path_png}")
     return rows

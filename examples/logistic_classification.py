@@ -67,6 +67,7 @@ def main(out="."):
     fig.suptitle("Few-shot logistic classification: P(y = +1 | x) after one inner step")
     fig.tight_layout()
     path = os.path.join(out, "logistic_classification.png")
+    os.makedirs(out, exist_ok=True)
     fig.savefig(path, dpi=110)
     print(f"plot: {path}")
     return maml, zero

@@ -59,6 +59,7 @@ def main(out="."):
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     path = os.path.join(out, "sinusoid_regression.png")
+    os.makedirs(out, exist_ok=True)
     fig.savefig(path, dpi=110)
     print(f"plot: {path}")
     return maml, zero
