@@ -395,3 +395,20 @@ def test_pair_operator_kernels_match_the_dense_matrix_for_any_thread_count(rng, 
     for o in outs[1:]:
         for x, y in zip(o, outs[0]):
             assert np.array_equal(x, y)
+
+
+def test_task_rows_dot_matches_numpy_for_any_thread_count(rng):
+    """The bound's per-query predictions f_i(z_b) = z_bᵀ ω_i, one typed pass over the rows."""
+    from gomaml import _kernels
+    tasks = make_tasks(rng, n=13, d=37, layout="ragged")
+    _, _, _, Xq, _, q_ptr = tasks.packed()
+    Xq = np.asarray(Xq, dtype=np.float64)
+    W = rng.normal(size=(13, 37))
+    want = np.concatenate([Xq[q_ptr[i]:q_ptr[i + 1]] @ W[i] for i in range(13)])
+    outs = []
+    for threads in (1, 2, 3):
+        out = np.empty(Xq.shape[0])
+        _kernels.task_rows_dot(Xq, q_ptr, W, out, threads)
+        outs.append(out)
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+    np.testing.assert_allclose(outs[0], want, rtol=1e-13, atol=1e-13)

@@ -544,6 +544,20 @@ cdef void rows_axpy(const double* c, const double* X, Py_ssize_t k, Py_ssize_t d
         j += R
 
 
+def task_rows_dot(const double[:, ::1] X, const int64_t[::1] ptr, const double[:, ::1] W,
+                  double[::1] out, int n_threads):
+    """out[j] <- x_j · W[i] for every row j of task i (rows ptr[i]:ptr[i + 1]), parallel over
+    tasks, each row's dot in a fixed order: any thread count, same bits."""
+    cdef Py_ssize_t n = ptr.shape[0] - 1, d = X.shape[1], i
+    if W.shape[0] != n or W.shape[1] != d or out.shape[0] != X.shape[0] \
+            or ptr[0] != 0 or ptr[n] != X.shape[0] or n_threads < 1:
+        raise ValueError("task_rows_dot: inconsistent shapes")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            rows_dot(&X[ptr[i], 0], ptr[i + 1] - ptr[i], d, &W[i, 0], &out[ptr[i]],
+                     &X[ptr[i + 1], 0] if i + 1 < n else NULL)
+
+
 def pair_matvec_rows(const double[:, ::1] Xs, const double[:, ::1] Xq, const double[::1] v,
                      const double[::1] h, const double[::1] G, const double[::1] scale,
                      const double[::1] keep, const int64_t[::1] s_ptr,

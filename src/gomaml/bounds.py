@@ -173,11 +173,13 @@ def _packed64(tasks):
 
 def _query_terms(tasks, loss, omega_i, Xq, yq, q_ptr, other_i=None):
     """Per query point (packed): l'(f_i(z_b), y_b) and, given other_i, Δ_i(z_b)."""
-    task = np.repeat(np.arange(tasks.n_tasks), np.diff(q_ptr))      # each query row's task
-    f = np.einsum("bj,bj->b", Xq, omega_i[task])
+    threads = resolve_n_threads(None, Xq.size)
+    f = np.empty(Xq.shape[0])
+    _kernels.task_rows_dot(Xq, q_ptr, np.ascontiguousarray(omega_i, dtype=np.float64), f, threads)
     delta = None
     if other_i is not None:
-        delta = np.einsum("bj,bj->b", Xq, (omega_i - other_i)[task])
+        delta = np.empty(Xq.shape[0])
+        _kernels.task_rows_dot(Xq, q_ptr, np.ascontiguousarray(omega_i - other_i), delta, threads)
     return loss.d1(f, yq), delta         # elementwise: one call, not one per task
 
 
