@@ -133,10 +133,12 @@ cdef inline void loss_batch(int code, double delta, int S, const double* z,
             loss_eval(code, delta, z[r], y[r], &l0[r], &l1[r], &l2[r])
 
 
-cdef inline void super_dot(const floating* X, Py_ssize_t k, Py_ssize_t j, int S, Py_ssize_t d,
-                           const double* v, double* z, const floating* pf_end) noexcept nogil:
-    """z[r] <- x_(j+r) . v for the S rows from j, in the pass's row blocks (gm_block_rows);
-    each block prefetches the next, the last one pf_end."""
+cdef inline void super_dot(const floating* X, Py_ssize_t k, Py_ssize_t j, Py_ssize_t S,
+                           Py_ssize_t d, const double* v, double* z,
+                           const floating* pf_end) noexcept nogil:
+    """z[r] <- x_(j+r) . v for the S rows from j of a pass over k rows (the whole pass: j = 0,
+    S = k), in the pass's row blocks (gm_block_rows), each block prefetching the next, the
+    last one pf_end."""
     cdef Py_ssize_t q = j
     cdef int R
     while q < j + S:
@@ -518,18 +520,6 @@ def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[
                                                         &Xq[q_ptr[i] + b, 0], d)
 
 
-cdef void rows_dot(const double* X, Py_ssize_t k, Py_ssize_t d, const double* v,
-                   double* out, const double* pf_end) noexcept nogil:
-    """out[j] <- x_j . v for k contiguous rows, in row blocks sharing the loads of v; each
-    block prefetches the next (the last one pf_end: the rows read next, or NULL)."""
-    cdef Py_ssize_t j = 0
-    cdef int R
-    while j < k:
-        R = gm_block_rows(k, j)
-        gm_dotb_d(R, X + j * d, d, v, d, out + j, X + (j + R) * d if j + R < k else pf_end)
-        j += R
-
-
 cdef void rows_axpy(const double* c, const double* X, Py_ssize_t k, Py_ssize_t d,
                     double* y) noexcept nogil:
     """y += Σ_j c[j] x_j over k contiguous rows, one sweep of y per row block; the next
@@ -554,8 +544,8 @@ def task_rows_dot(const double[:, ::1] X, const int64_t[::1] ptr, const double[:
         raise ValueError("task_rows_dot: inconsistent shapes")
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="static"):
-            rows_dot(&X[ptr[i], 0], ptr[i + 1] - ptr[i], d, &W[i, 0], &out[ptr[i]],
-                     &X[ptr[i + 1], 0] if i + 1 < n else NULL)
+            super_dot(&X[ptr[i], 0], ptr[i + 1] - ptr[i], 0, ptr[i + 1] - ptr[i], d, &W[i, 0],
+                      &out[ptr[i]], &X[ptr[i + 1], 0] if i + 1 < n else NULL)
 
 
 def pair_matvec_rows(const double[:, ::1] Xs, const double[:, ::1] Xq, const double[::1] v,
@@ -577,8 +567,8 @@ def pair_matvec_rows(const double[:, ::1] Xs, const double[:, ::1] Xq, const dou
         for i in prange(n, num_threads=n_threads, schedule="static"):
             ks = s_ptr[i + 1] - s_ptr[i]
             kq = q_ptr[i + 1] - q_ptr[i]
-            rows_dot(&Xq[q_ptr[i], 0], kq, d, &v[0], &qv[q_ptr[i]], &Xs[s_ptr[i], 0])
-            rows_dot(&Xs[s_ptr[i], 0], ks, d, &v[0], &sv[s_ptr[i]],
+            super_dot(&Xq[q_ptr[i], 0], kq, 0, kq, d, &v[0], &qv[q_ptr[i]], &Xs[s_ptr[i], 0])
+            super_dot(&Xs[s_ptr[i], 0], ks, 0, ks, d, &v[0], &sv[s_ptr[i]],
                      &Xq[q_ptr[i + 1], 0] if i + 1 < n else NULL)
             for a in range(ks):
                 c = eta * h[s_ptr[i] + a] * sv[s_ptr[i] + a]
