@@ -153,7 +153,8 @@ cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_s
                      const floating* pf_end=NULL) noexcept nogil:
     """th <- theta after T inner steps on the support; h2[t*ks + j] <- l''(x_j^T th^(t))
     when h2 is not NULL (the backward pass needs them, theory.md §3 'Memory'). Rows go in
-    blocks (gm_block_rows); pf_end: the rows that follow this pass (prefetched meanwhile)."""
+    loss batches (gm_loss_rows) whose dots run in row blocks (gm_block_rows); pf_end: the
+    rows that follow this pass (prefetched meanwhile)."""
     cdef Py_ssize_t j, t
     cdef int S, r
     cdef double z[8]

@@ -171,7 +171,7 @@ def _packed64(tasks):
     return Xs64, as64(ys), s_ptr, Xq64, as64(yq), q_ptr
 
 
-def _query_terms(tasks, loss, omega_i, Xq, yq, q_ptr, other_i=None):
+def _query_terms(loss, omega_i, Xq, yq, q_ptr, other_i=None):
     """Per query point (packed): l'(f_i(z_b), y_b) and, given other_i, Δ_i(z_b)."""
     threads = resolve_n_threads(None, Xq.size)
     f = np.empty(Xq.shape[0])
@@ -315,8 +315,7 @@ def _pair_setup(problem, omega, theta_dag=None):
     packed = _packed64(tasks)
     omega_i = adapt(omega, tasks, **kw)
     dag_i = adapt(theta_dag, tasks, **kw) if theta_dag is not None else None
-    l1, delta = _query_terms(tasks, problem.loss, omega_i, packed[3], packed[4], packed[5],
-                             dag_i)
+    l1, delta = _query_terms(problem.loss, omega_i, packed[3], packed[4], packed[5], dag_i)
     op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, l1 != 0)
     return l1, delta, op
 
@@ -638,7 +637,7 @@ def functional_derivative(omega, tasks, *, loss="squared", inner_lr=0.1, inner_s
     omega_i = adapt(omega, tasks, loss=problem.loss, inner_lr=problem.inner_lr,
                     inner_steps=problem.inner_steps, n_threads=problem.n_threads)
     _, _, _, Xq, yq, q_ptr = _packed64(tasks)
-    l1, _ = _query_terms(tasks, problem.loss, omega_i, Xq, yq, q_ptr)
+    l1, _ = _query_terms(problem.loss, omega_i, Xq, yq, q_ptr)
     if measure == "mixture":
         with np.errstate(over="ignore"):             # checked just below
             l1 = l1 / np.repeat(tasks.weights, tasks.query_sizes)

@@ -1,9 +1,10 @@
 /* Row primitives for the gomaml kernels: dot and axpy of one feature row (float32 or float64)
  * against a double vector, accumulated in double.
  *
- * Why C and not Cython: run-time instruction-set dispatch needs gcc's target_clones attribute,
- * which Cython cannot attach to a function. Everything else (the per-task passes, the losses,
- * the reductions) is in _kernels.pyx.
+ * Why C and not Cython: explicit GCC vector types, prefetch builtins and (for a build without
+ * per-level modules) gcc's target_clones attribute, none of which Cython can express. The
+ * per-task passes and the reductions are in _kernels_impl.pxi, the losses in _pointloss.pxd
+ * and (the logistic loss 8 at a time) lossvec.h.
  *
  * Determinism: the dot keeps 32 partial sums in a fixed lane order (lane j adds elements
  * j, j+32, j+64, ...) and adds them as a fixed tree, so its result is defined by C semantics alone: no reassociation is
