@@ -119,11 +119,18 @@ def test_numerically_rank_deficient_uses_the_numerical_rank():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gram_blocks_are_thread_count_independent(rng, dtype):
-    """The Gram matrix of the minimiser is cut into row blocks by its shape alone and the
-    blocks run on n_threads Python threads: the same bits for any thread count, and M Mᵀ."""
+@pytest.mark.parametrize("route", ["row blocks", "column chunks"])
+def test_gram_blocks_are_thread_count_independent(rng, monkeypatch, dtype, route):
+    """The Gram matrix of the minimiser is cut into row blocks or column chunks by its shape
+    alone and the blocks run on n_threads Python threads: the same bits for any thread
+    count, and M Mᵀ."""
+    from gomaml import _linalg
     from gomaml._linalg import gram, single_threaded_blas
     M = rng.normal(size=(1100, 300)).astype(dtype)
+    if route == "column chunks":
+        monkeypatch.setattr(_linalg, "_CHUNKS_MIN_WORK", 0)
+        monkeypatch.setattr(_linalg, "_CHUNK_MIN_COLS", 64)
+    assert (_linalg._col_chunks(*M.shape, M.itemsize) > 1) == (route == "column chunks")
     grams = [single_threaded_blas(gram)(M, n) for n in (1, 2, 3)]
     assert all(np.array_equal(g, grams[0]) for g in grams[1:])
     want = M.astype(np.float64) @ M.T.astype(np.float64)
@@ -152,3 +159,53 @@ def test_gram_apply_is_m_mt_p_for_any_thread_count(rng):
     outs = [gram_apply(M, p, n) for n in (1, 2, 3)]
     assert all(np.array_equal(o, outs[0]) for o in outs[1:])
     np.testing.assert_allclose(outs[0], M @ (M.T @ p), rtol=1e-12, atol=1e-12)
+
+
+def test_col_chunks_follow_the_shape_and_the_memory_cap():
+    from gomaml._linalg import _col_chunks
+    assert _col_chunks(2000, 10000, 4) == 4           # the bench size: 4 chunks of 2500
+    assert _col_chunks(300, 4096, 8) == 1             # small work: one syrk, bits as before
+    assert _col_chunks(20000, 10000, 4) == 1          # 1.6 GB per partial Gram: row blocks
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [5, 63, 64, 130])
+@pytest.mark.parametrize("T", [1, 2])
+def test_stacked_rows_have_the_bits_of_one_row_alone(rng, dtype, d, T):
+    """The kernel builds the query rows up to four at a time, sharing the support rows'
+    loads; every row must have the bits it has when built alone: one task with 9 query rows
+    (blocks of 4, 4, 1) against 9 tasks of one query row each, the same support set and the
+    same scale √(p/kq) = 1/3, for 1 and 3 threads."""
+    from gomaml import minimizer
+    Xs, ys = rng.normal(size=(1, 6, d)), rng.normal(size=(1, 6))
+    Xq, yq = rng.normal(size=(1, 9, d)), rng.normal(size=(1, 9))
+    whole = gomaml.Tasks(Xs, ys, Xq, yq, dtype=dtype)
+    alone = gomaml.Tasks(np.repeat(Xs, 9, 0), np.repeat(ys, 9, 0), Xq.reshape(9, 1, d),
+                         yq.reshape(9, 1), weights=np.full(9, 1 / 9), dtype=dtype)
+    for n_threads in (1, 3):
+        M, t, M32, norms2 = minimizer._stacked(whole, 0.1, T, n_threads, float32=True)
+        M1, t1 = minimizer.stacked_system(alone, 0.1, T, n_threads)
+        assert np.array_equal(M, M1) and np.array_equal(t, t1)
+        assert np.array_equal(M32, M.astype(np.float32))
+        np.testing.assert_allclose(norms2, np.einsum("ij,ij->i", M, M), rtol=1e-14)
+    want, _ = ref.stacked_rows(as_reference(whole), whole.weights, 0.1, T)
+    np.testing.assert_allclose(M, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_huge_finite_stacked_rows_are_solved_exactly(rng, monkeypatch):
+    """Rows of ~1e160: their squared norms overflow, M does not. The minimiser solves the
+    system scaled by a power of two (exact) and gives the minimum-norm θ* of the unscaled
+    one (~1e-160), with L* = 0 to rounding (N = 12 < d = 40: interpolation; support labels
+    0, so the targets are the query labels scaled, of order 1)."""
+    from gomaml import minimizer
+    Xs = 1e-3 * rng.normal(size=(4, 3, 40))
+    Xq = 1e160 * rng.normal(size=(4, 3, 40))
+    tasks = gomaml.Tasks(Xs, np.zeros((4, 3)), Xq, rng.normal(size=(4, 3)))
+    M, t = ref.stacked_rows(as_reference(tasks), tasks.weights, 0.1, 1)
+    want = np.linalg.pinv(M * 1e-160) @ t * 1e-160
+    for mixed_min_work in (2e9, 0):
+        monkeypatch.setattr(minimizer, "_MIXED_MIN_WORK", mixed_min_work)
+        theta, L = gomaml.global_minimizer(tasks, inner_lr=0.1)
+        assert 1e-165 < np.abs(want).max() < 1e-155
+        np.testing.assert_allclose(theta, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+        assert L <= 1e-20 * float(t @ t)

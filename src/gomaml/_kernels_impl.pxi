@@ -36,6 +36,15 @@ cdef extern from "rowops.h" nogil:
                     Py_ssize_t n)
     void gm_axpyb_f(int R, const double* c, const float* x, Py_ssize_t stride, double* y,
                     Py_ssize_t n)
+    void gm_dotm_d(int R, const double* x, const double* y, Py_ssize_t stride, Py_ssize_t n,
+                   double* out)
+    void gm_dotm_f(int R, const float* x, const double* y, Py_ssize_t stride, Py_ssize_t n,
+                   double* out)
+    void gm_axpym_d(int R, const double* c, Py_ssize_t ks, const double* x, Py_ssize_t xstride,
+                    double* y, Py_ssize_t stride, Py_ssize_t n)
+    void gm_axpym_f(int R, const double* c, Py_ssize_t ks, const float* x, Py_ssize_t xstride,
+                    double* y, Py_ssize_t stride, Py_ssize_t n)
+    int GM_MULTI_MAX
     int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done)
     int gm_loss_rows(Py_ssize_t k_total, Py_ssize_t done, Py_ssize_t row_bytes)
     void gm_prefetch_span(const void* p, Py_ssize_t bytes)
@@ -413,44 +422,74 @@ def stream_read(const double[::1] buf, double[::1] partial, int n_threads):
 cdef void stacked_task(const floating* Xs, const floating* ys, Py_ssize_t ks,
                        const floating* Xq, const floating* yq, Py_ssize_t kq, Py_ssize_t d,
                        double scale, double eta, int T, const double* zeros,
-                       double* M, double* t, double* b, double* g, double* u) noexcept nogil:
+                       double* M, float* M32, double* norms2, double* t, double* b,
+                       double* g, double* u) noexcept nogil:
     """One task's rows of theory.md §5's stacked system (squared loss): M_b <- scale·Xq_b A,
     A = (I − 2ηΣs)^T (applied as T times y <- y − (2η/ks) Σ_a (x_a·y) x_a, no d×d matrix),
-    t_b <- scale·(yq_b − Xq_b·b_i), b_i the inner loop run from θ = 0."""
-    cdef Py_ssize_t a, r, k, step
+    t_b <- scale·(yq_b − Xq_b·b_i), b_i the inner loop run from θ = 0; M32 (unless NULL)
+    <- float32(M_b), norms2 (unless NULL) <- ‖M_b‖² (gm_dot_d). The query rows go
+    GM_MULTI_MAX at a time, sharing the support rows' loads; each row's bits are those of
+    one row alone (gm_dotm_*, gm_axpym_*). u: 4·ks."""
+    cdef Py_ssize_t a, r, r0, k, step
+    cdef int R
     cdef double* y
+    cdef double dots[8]
+    cdef double c = 2.0 * eta / ks
     inner_loop(Xs, ys, ks, d, zeros, SQUARED, 1.0, eta, T, b, g, NULL)
-    for r in range(kq):
-        y = M + r * d
-        for k in range(d):
-            y[k] = Xq[r * d + k]
+    r0 = 0
+    while r0 < kq:
+        R = <int>min(<Py_ssize_t>GM_MULTI_MAX, kq - r0)
+        y = M + r0 * d
+        for r in range(R):
+            for k in range(d):
+                y[r * d + k] = Xq[(r0 + r) * d + k]
         for step in range(T):
             for a in range(ks):                 # all coefficients first: y changes below
-                u[a] = (2.0 * eta / ks) * row_dot(Xs + a * d, y, d)
-            for a in range(ks):
-                row_axpy(-u[a], Xs + a * d, y, d)
-        for k in range(d):
-            y[k] *= scale
-        t[r] = scale * (yq[r] - row_dot(Xq + r * d, b, d))
+                if floating is double:
+                    gm_dotm_d(R, Xs + a * d, y, d, d, dots)
+                else:
+                    gm_dotm_f(R, Xs + a * d, y, d, d, dots)
+                for r in range(R):
+                    u[r * ks + a] = -(c * dots[r])
+            if floating is double:
+                gm_axpym_d(R, u, ks, Xs, d, y, d, d)
+            else:
+                gm_axpym_f(R, u, ks, Xs, d, y, d, d)
+        for r in range(R):
+            for k in range(d):
+                y[r * d + k] *= scale
+            if M32 != NULL:
+                for k in range(d):
+                    M32[(r0 + r) * d + k] = <float>y[r * d + k]
+            if norms2 != NULL:
+                norms2[r0 + r] = gm_dot_d(y + r * d, y + r * d, d)
+            t[r0 + r] = scale * (yq[r0 + r] - row_dot(Xq + (r0 + r) * d, b, d))
+        r0 += R
 
 
 def stacked_rows(const floating[:, ::1] Xs, const floating[::1] ys, const int64_t[::1] s_ptr,
                  const floating[:, ::1] Xq, const floating[::1] yq, const int64_t[::1] q_ptr,
                  const double[::1] weights, double inner_lr, int inner_steps,
-                 double[:, ::1] M, double[::1] t, double[:, ::1] scratch, int n_threads):
+                 double[:, ::1] M, float[:, ::1] M32, double[::1] norms2, double[::1] t,
+                 double[:, ::1] scratch, int n_threads):
     """The stacked least-squares system of the squared-loss minimiser, parallel over tasks:
-    M (sum kq, d) and t (sum kq,), task i's rows scaled by sqrt(p_i/kq_i). Scratch
-    (n_threads, 3d + max ks)."""
+    M (sum kq, d) and t (sum kq,), task i's rows scaled by sqrt(p_i/kq_i); M32 its float32
+    rounding and norms2 its rows' squared norms (shapes (0, d), (0,): not wanted). Scratch
+    (n_threads, 3d + 4·max ks)."""
     cdef Py_ssize_t n = weights.shape[0], d = Xs.shape[1], i, ks_max = 0
     _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, n)
-    if M.shape[0] != Xq.shape[0] or M.shape[1] != d or t.shape[0] != Xq.shape[0]:
-        raise ValueError("M or t has the wrong shape")
+    if M.shape[0] != Xq.shape[0] or M.shape[1] != d or t.shape[0] != Xq.shape[0] \
+            or M32.shape[1] != d or (M32.shape[0] != 0 and M32.shape[0] != Xq.shape[0]) \
+            or (norms2.shape[0] != 0 and norms2.shape[0] != Xq.shape[0]):
+        raise ValueError("M, M32, norms2 or t has the wrong shape")
     for i in range(n):
         ks_max = max(ks_max, s_ptr[i + 1] - s_ptr[i])
-    if scratch.shape[0] < n_threads or scratch.shape[1] < 3 * d + ks_max \
+    if scratch.shape[0] < n_threads or scratch.shape[1] < 3 * d + 4 * ks_max \
             or inner_steps < 1 or n_threads < 1:
         raise ValueError("bad scratch, inner_steps or n_threads")
     cdef double* base
+    cdef float* m32 = &M32[0, 0] if M32.shape[0] > 0 else NULL
+    cdef double* nrm = &norms2[0] if norms2.shape[0] > 0 else NULL
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=1):
             base = &scratch[threadid(), 0]
@@ -458,7 +497,9 @@ def stacked_rows(const floating[:, ::1] Xs, const floating[::1] ys, const int64_
             stacked_task(&Xs[s_ptr[i], 0], &ys[s_ptr[i]], s_ptr[i + 1] - s_ptr[i],
                          &Xq[q_ptr[i], 0], &yq[q_ptr[i]], q_ptr[i + 1] - q_ptr[i], d,
                          sqrt(weights[i] / (q_ptr[i + 1] - q_ptr[i])), inner_lr,
-                         inner_steps, base, &M[q_ptr[i], 0], &t[q_ptr[i]],
+                         inner_steps, base, &M[q_ptr[i], 0],
+                         m32 + q_ptr[i] * d if m32 != NULL else NULL,
+                         nrm + q_ptr[i] if nrm != NULL else NULL, &t[q_ptr[i]],
                          base + d, base + 2 * d, base + 3 * d)
 
 

@@ -6,11 +6,13 @@ rows √(p_i/kq_i) Xq_i A_i. Xq_i A_i is built row-wise (Xq − 2η (Xq Xsᵀ/ks
 d×d matrix. Fast route: Cholesky of the smaller Gram matrix (N×N, N = Σ kq_i, when d ≥ N; else
 d×d); fallback when it is singular or ill-conditioned: an SVD least-squares solve (reported).
 """
+import math
+
 import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
-from gomaml._linalg import gram, gram_apply, norm, single_threaded_blas
+from gomaml._linalg import gram, gram_apply, matvec, norm, rmatvec, single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.losses import resolve_loss
 from gomaml._core import NumericalOverflowError, Problem, aligned_scratch
@@ -38,15 +40,24 @@ class MinimizerResult(tuple):
 def stacked_system(tasks, inner_lr, inner_steps, n_threads=1):
     """(M (N, d), t (N,)): the rows √(p_i/kq_i) Xq_i A_i and targets √(p_i/kq_i)(yq_i − Xq_i b_i)
     of theory.md §5, float64, built by the compiled kernel in parallel over tasks."""
+    return _stacked(tasks, inner_lr, inner_steps, n_threads)[:2]
+
+
+def _stacked(tasks, inner_lr, inner_steps, n_threads, float32=False):
+    """(M, t, M32, norms2): stacked_system's pair, M rounded to float32 (when float32, else
+    shape (0, d)) and the squared norms of M's rows, all from one pass of the kernel."""
     N, d = tasks.total_query, tasks.d
-    check_fits("the stacked least-squares matrix of global_minimizer", N * d * 8 * 2)
+    check_fits("the stacked least-squares matrix of global_minimizer",
+               N * d * (8 * 2 + (4 if float32 else 0)))
     M = np.empty((N, d))
+    M32 = np.empty((N if float32 else 0, d), dtype=np.float32)
+    norms2 = np.empty(N)
     t = np.empty(N)
     Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
-    scratch = aligned_scratch(n_threads, 3 * d + tasks.max_support)
+    scratch = aligned_scratch(n_threads, 3 * d + 4 * tasks.max_support)
     _kernels.stacked_rows(Xs, ys, s_ptr, Xq, yq, q_ptr, tasks.weights, float(inner_lr),
-                          int(inner_steps), M, t, scratch, n_threads)
-    return M, t
+                          int(inner_steps), M, M32, norms2, t, scratch, n_threads)
+    return M, t, M32, norms2
 
 
 # the mixed-precision route pays off once the Gram GEMM dominates (N²·d multiply-adds)
@@ -54,22 +65,34 @@ _MIXED_MIN_WORK = 2e9
 _MIXED_COND_MAX = 1e4      # float32 Gram as a preconditioner is sound well below 1/eps32
 
 
-def _mixed_gram_solve(M, t, max_iter=25, n_threads=1):
+def _mixed_gram_solve(M, t, max_iter=25, n_threads=1, M32=None, normM2=None):
     """α with (M Mᵀ) α = t: Cholesky of the float32 Gram (half the GEMM cost) as the
     preconditioner of CG on the exact float64 system, whose products M(Mᵀp) never form the
     Gram. Stops at a backward-stable residual; None (use the float64 route) when the
-    preconditioner is not good enough."""
-    M32 = M.astype(np.float32)
-    G = gram(M32, n_threads).astype(np.float64)
+    preconditioner is not good enough. M32 (M rounded to float32) and normM2 (‖M‖_F²): if
+    the caller has them."""
+    if M32 is None:
+        M32 = M.astype(np.float32)
+    # the factor too is float32 (spotrf: half dpotrf's time); it is applied in float32 to
+    # the residual scaled to max |r| = 1, so no residual underflows the float32 range
+    c, cond = cholesky_if_conditioned(gram(M32, n_threads), _MIXED_COND_MAX)
     del M32
-    c, cond = cholesky_if_conditioned(G, _MIXED_COND_MAX)
     if c is None:
         return None, cond
+
+    def precondition(r):
+        s = float(np.max(np.abs(r)))
+        if s == 0.0 or not np.isfinite(s):
+            return r.copy()
+        z = linalg.cho_solve(c, (r / s).astype(np.float32), check_finite=False)
+        return z.astype(np.float64) * s
+
     eps = np.finfo(float).eps
-    normM2 = float(np.einsum("ij,ij->", M, M))          # ‖M‖_F² ≥ ‖MMᵀ‖₂
+    if normM2 is None:
+        normM2 = float(np.einsum("ij,ij->", M, M))      # ‖M‖_F² ≥ ‖MMᵀ‖₂
     alpha = np.zeros_like(t)
     r = t.copy()
-    z = linalg.cho_solve(c, r, check_finite=False)
+    z = precondition(r)
     p = z.copy()
     rz = float(r @ z)
     for _ in range(max_iter):
@@ -80,7 +103,7 @@ def _mixed_gram_solve(M, t, max_iter=25, n_threads=1):
         if np.linalg.norm(r) <= 16 * eps * (normM2 * np.linalg.norm(alpha)
                                             + np.linalg.norm(t)):
             return alpha, cond
-        z = linalg.cho_solve(c, r, check_finite=False)
+        z = precondition(r)
         rz_new = float(r @ z)
         p = z + (rz_new / rz) * p
         rz = rz_new
@@ -88,18 +111,22 @@ def _mixed_gram_solve(M, t, max_iter=25, n_threads=1):
 
 
 def cholesky_if_conditioned(G, cond_max=None):
-    """Cholesky factor of the symmetric G when LAPACK's condition estimate (dpocon, reliable
-    to a small factor, unlike the ratio of the factor's diagonal, which is only a lower
-    bound) is below cond_max; else None. Returns (factor or None, estimate)."""
+    """Cholesky factor of the symmetric G (float64 or float32, factored in its own
+    precision) when LAPACK's condition estimate (?pocon, reliable to a small factor, unlike
+    the ratio of the factor's diagonal, which is only a lower bound) is below cond_max; else
+    None. Returns (factor or None, estimate)."""
     cond_max = _GRAM_COND_MAX if cond_max is None else cond_max
-    if not np.isfinite(G).all():          # a Gram entry overflowed (float32, or huge rows)
-        return None, np.inf
+    # 1-norm of the (full, symmetric) G, summed in float64: finite iff every entry is, unless
+    # a float64 G's sum overflows (then checked entry by entry)
+    anorm = float(np.abs(G).sum(axis=1, dtype=np.float64).max())
+    if not math.isfinite(anorm) and not np.isfinite(G).all():
+        return None, np.inf               # a Gram entry overflowed (float32, or huge rows)
     try:
         c = linalg.cho_factor(G, lower=True, check_finite=False)
     except linalg.LinAlgError:
         return None, np.inf
-    anorm = float(np.abs(G).sum(axis=0).max())        # 1-norm of the (full, symmetric) G
-    rcond, info = lapack.dpocon(c[0], anorm, uplo="L")
+    pocon, = lapack.get_lapack_funcs(("pocon",), (c[0],))
+    rcond, info = pocon(c[0], anorm, uplo="L")
     cond = 1.0 / rcond if info == 0 and rcond > 0 else np.inf
     return (c if cond < cond_max else None), float(cond)
 
@@ -156,22 +183,45 @@ def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_th
                          f"got {resolve_loss(loss).name!r}; pass your own comparator to "
                          f"optimality_bound instead")
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
-    M, t = stacked_system(tasks, problem.inner_lr, problem.inner_steps, problem.n_threads)
-    if not (np.isfinite(M).all() and np.isfinite(t).all()):
+    M, t, M32, norms2 = _stacked(tasks, problem.inner_lr, problem.inner_steps,
+                                 problem.n_threads, _mixed(tasks.total_query, tasks.d))
+    # finite squared row norms imply a finite M; a huge finite entry can overflow its square,
+    # so only then is M itself checked
+    normM2 = float(np.sum(norms2))
+    if not (np.isfinite(t).all() and (np.isfinite(normM2) or np.isfinite(M).all())):
         raise problem.overflow("the stacked system of the minimiser")
+    scale = 1.0
+    if not math.isfinite(normM2):
+        # rows whose squares overflow: solve (M/s)(sθ) = t, s a power of 2 (exact), so that
+        # no Gram, SVD or norm of the solvers overflows
+        scale = 2.0 ** math.floor(math.log2(float(np.max(np.abs(M)))))
+        M /= scale
+        M32, normM2 = np.empty((0, M.shape[1]), np.float32), None
     with np.errstate(over="ignore", invalid="ignore"):   # an overflowing Gram: SVD route
-        return _solve(M, t, problem.n_threads)
+        res = _solve(M, t, problem.n_threads, M32 if M32.size else None, normM2)
+    if scale != 1.0:
+        res = MinimizerResult(res.theta_star / scale, res.L_star, res.route, res.rank,
+                              res.cond)
+    return res
 
 
-def _solve(M, t, n_threads=1):
-    """θ* and L(θ*) of the stacked system (the routes of global_minimizer)."""
+def _mixed(N, d):
+    """Whether the stacked system (N, d) first tries the mixed-precision Gram route."""
+    return d >= N and float(N) * N * d >= _MIXED_MIN_WORK
+
+
+def _solve(M, t, n_threads=1, M32=None, normM2=None):
+    """θ* and L(θ*) of the stacked system (the routes of global_minimizer); M32 (M rounded
+    to float32, the mixed route's Gram) and normM2 (‖M‖_F²), when the caller has them."""
     N, d = M.shape
     theta, route, cond, rank = None, None, np.inf, min(N, d)
     if d >= N:                                          # θ* = Mᵀα, (M Mᵀ) α = t
-        if float(N) * N * d >= _MIXED_MIN_WORK:
-            alpha, cond = _mixed_gram_solve(M, t, n_threads=n_threads)
+        if _mixed(N, d):
+            alpha, cond = _mixed_gram_solve(M, t, n_threads=n_threads, M32=M32,
+                                            normM2=normM2)
+            M32 = None
             if alpha is not None:
-                theta, route = M.T @ alpha, "cholesky-gram-mixed"
+                theta, route = rmatvec(M, alpha, n_threads), "cholesky-gram-mixed"
         if theta is None:
             # the lower block triangle on the kernels' threads, BLAS itself on one (_linalg.gram):
             # float32 at N = 2000, d = 10⁴ 0.26 s on 2 threads against 0.42 s for one syrk
@@ -189,7 +239,8 @@ def _solve(M, t, n_threads=1):
         theta, _, rank, _ = linalg.lstsq(M, t, cond=rank_tolerance(M.shape),
                                          lapack_driver="gelsd", check_finite=False)
         route = "svd-lstsq"
-    L_star = norm(M @ theta - t) ** 2
+    # large systems (the mixed route's) on the threads, by _linalg's fixed row blocks
+    L_star = norm((matvec(M, theta, n_threads) if _mixed(N, d) else M @ theta) - t) ** 2
     if not (np.isfinite(theta).all() and np.isfinite(L_star)):
         raise NumericalOverflowError(
             f"global_minimizer: θ* or L(θ*) overflowed although the inputs are finite "

@@ -244,6 +244,123 @@ static inline void gm_axpyb_##S(int R, const double *c, const T *x,             
 GM_DEFINE_DISPATCH(d, double)
 GM_DEFINE_DISPATCH(f, float)
 
+/* ---- Many rows against one (theory.md §5's stacked system) ------------------------------
+ * R <= GM_MULTI_MAX double rows y_r (stride apart) against one row x: gm_dotm_* gives the R
+ * dots x . y_r, gm_axpym_* adds sum_a c[r*ks + a] x_a (a = 0..ks-1, the rows of x, stride
+ * apart) to each y_r. Each result has the bits of the one-row primitives (gm_dot_*, then
+ * gm_axpy_* for a = 0, 1, ...): the same lanes, tail and tree, the same multiply-adds in the
+ * same order; only the loads of x are shared by the R rows. Where the one-row primitives are
+ * gcc clones (GM_DISPATCH) they are called as they are, so the bits cannot diverge. */
+#define GM_MULTI_MAX 4
+#if !GM_DISPATCH && defined(__AVX512F__)
+#define GM_MW 8
+#elif !GM_DISPATCH && (defined(__AVX2__))
+#define GM_MW 4
+#elif !GM_DISPATCH
+#define GM_MW 2
+#endif
+
+#if defined(GM_MW) && GM_MW == 8
+/* 32 lanes = 4 vectors of 8 per row: 16 accumulators for 4 rows, in registers. R is a
+ * constant of each copy (gm_dotm8_R_S), so no lane is computed for a missing row. */
+#define GM_DEFINE_DOTM8(R, S, T)                                                   \
+static inline void gm_dotm8_##R##_##S(const T *restrict x, const double *restrict y, \
+        Py_ssize_t stride, Py_ssize_t n, double *restrict out) {                   \
+    gm_vd8 acc[R][GM_LANES / 8];                                                   \
+    for (int r = 0; r < R; r++)                                                    \
+        for (int v = 0; v < GM_LANES / 8; v++) acc[r][v] = (gm_vd8){0};            \
+    Py_ssize_t k = 0;                                                              \
+    for (; k + GM_LANES <= n; k += GM_LANES)                                       \
+        for (int v = 0; v < GM_LANES / 8; v++) {                                   \
+            gm_vd8 xv = gm_ld8_##S(x + k + 8 * v);                                 \
+            for (int r = 0; r < R; r++)                                            \
+                acc[r][v] += xv * gm_ld8_d(y + r * stride + k + 8 * v);            \
+        }                                                                          \
+    for (int r = 0; r < R; r++) {                                                  \
+        double a[GM_LANES];                                                        \
+        __builtin_memcpy(a, acc[r], sizeof a);                                     \
+        const double *yr = y + r * stride;                                         \
+        for (Py_ssize_t j = 0; j < n - k; j++) a[j] += (double)x[k + j] * yr[k + j]; \
+        GM_REDUCE_LANES(a, GM_LANES)                                               \
+        out[r] = a[0];                                                             \
+    }                                                                              \
+}
+#define GM_DOTM_BODY(S, T)                                                         \
+    if (n >= 2 * GM_LANES) {                                                       \
+        switch (R) {                                                               \
+        case 1: gm_dotm8_1_##S(x, y, stride, n, out); return;                      \
+        case 2: gm_dotm8_2_##S(x, y, stride, n, out); return;                      \
+        case 3: gm_dotm8_3_##S(x, y, stride, n, out); return;                      \
+        default: gm_dotm8_4_##S(x, y, stride, n, out); return;                     \
+        } }
+GM_DEFINE_DOTM8(1, d, double) GM_DEFINE_DOTM8(2, d, double)
+GM_DEFINE_DOTM8(3, d, double) GM_DEFINE_DOTM8(4, d, double)
+GM_DEFINE_DOTM8(1, f, float) GM_DEFINE_DOTM8(2, f, float)
+GM_DEFINE_DOTM8(3, f, float) GM_DEFINE_DOTM8(4, f, float)
+#else
+#define GM_DOTM_BODY(S, T)
+#endif
+
+#ifdef GM_MW
+#define GM_MVEC_(W) gm_vd##W
+#define GM_MVEC(W) GM_MVEC_(W)
+#define GM_MLD_(W, S) gm_ld##W##_##S
+#define GM_MLD(W, S) GM_MLD_(W, S)
+#define GM_DEFINE_AXPYM(R, S, T)                                                   \
+static inline void gm_axpym_##R##_##S(const double *restrict c, Py_ssize_t ks,     \
+        const T *restrict x, Py_ssize_t xstride, double *restrict y,               \
+        Py_ssize_t stride, Py_ssize_t n) {                                         \
+    Py_ssize_t k = 0;                                                              \
+    for (; k + GM_MW <= n; k += GM_MW) {                                           \
+        GM_MVEC(GM_MW) acc[R];                                                     \
+        for (int r = 0; r < R; r++) acc[r] = GM_MLD(GM_MW, d)(y + r * stride + k); \
+        for (Py_ssize_t a = 0; a < ks; a++) {                                      \
+            GM_MVEC(GM_MW) xv = GM_MLD(GM_MW, S)(x + a * xstride + k);             \
+            for (int r = 0; r < R; r++) acc[r] += c[r * ks + a] * xv;              \
+        }                                                                          \
+        for (int r = 0; r < R; r++)                                                \
+            __builtin_memcpy(y + r * stride + k, &acc[r], sizeof acc[r]);          \
+    }                                                                              \
+    /* the last n mod W elements, as gm_axpy_* adds them: a outer. (An inner loop over a      \
+     * would let gcc -O3 make it an in-order reduction of unfused products: other bits.) */  \
+    for (int r = 0; r < R; r++)                                                    \
+        for (Py_ssize_t a = 0; a < ks; a++)                                        \
+            for (Py_ssize_t j = k; j < n; j++)                                     \
+                y[r * stride + j] += c[r * ks + a] * (double)x[a * xstride + j];   \
+}
+#define GM_AXPYM_BODY(S, T)                                                        \
+    switch (R) {                                                                   \
+    case 1: gm_axpym_1_##S(c, ks, x, xstride, y, stride, n); return;               \
+    case 2: gm_axpym_2_##S(c, ks, x, xstride, y, stride, n); return;               \
+    case 3: gm_axpym_3_##S(c, ks, x, xstride, y, stride, n); return;               \
+    default: gm_axpym_4_##S(c, ks, x, xstride, y, stride, n); return;              \
+    }
+GM_DEFINE_AXPYM(1, d, double) GM_DEFINE_AXPYM(2, d, double)
+GM_DEFINE_AXPYM(3, d, double) GM_DEFINE_AXPYM(4, d, double)
+GM_DEFINE_AXPYM(1, f, float) GM_DEFINE_AXPYM(2, f, float)
+GM_DEFINE_AXPYM(3, f, float) GM_DEFINE_AXPYM(4, f, float)
+#else
+#define GM_AXPYM_BODY(S, T)
+#endif
+
+#define GM_DEFINE_MULTI(S, T)                                                      \
+static inline void gm_dotm_##S(int R, const T *restrict x, const double *restrict y, \
+        Py_ssize_t stride, Py_ssize_t n, double *restrict out) {                   \
+    GM_DOTM_BODY(S, T)                                                             \
+    for (int r = 0; r < R; r++) out[r] = gm_dot_##S(x, y + r * stride, n);         \
+}                                                                                  \
+static inline void gm_axpym_##S(int R, const double *restrict c, Py_ssize_t ks,    \
+        const T *restrict x, Py_ssize_t xstride, double *restrict y,               \
+        Py_ssize_t stride, Py_ssize_t n) {                                         \
+    GM_AXPYM_BODY(S, T)                                                            \
+    for (int r = 0; r < R; r++)                                                    \
+        for (Py_ssize_t a = 0; a < ks; a++)                                        \
+            gm_axpy_##S(c[r * ks + a], x + a * xstride, y + r * stride, n);        \
+}
+
+GM_DEFINE_MULTI(d, double)
+GM_DEFINE_MULTI(f, float)
+
 /* Block size for a pass over k rows: all of them when k <= GM_BLOCK_MAX, else 4. */
 /* Measured here: one block of all k rows for k <= 8 (D, k = 5: 9 % faster than 4 + 1),
  * blocks of 4 beyond (2 or 8 rows: within 5 %, worse at C). */
