@@ -133,6 +133,30 @@ def test_trust_region_solution_on_the_ball(rng):
     np.testing.assert_allclose(v, np.linalg.lstsq(A, c, rcond=None)[0], rtol=1e-8)
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-120, 1e120])
+@pytest.mark.parametrize("in_range", [False, True])
+def test_best_radius_matches_a_bounded_search_at_any_scale(rng, scale, in_range):
+    """SVDCore.best_radius (a root of λR(λ)/ρ(λ) = eps/w) against minimize_bound's bounded 1-D
+    search of R·eps + w·ρ(R): never a larger bound; and the Newton solve of the secular
+    equation lands on the sphere, with the KKT sign, for B and f of any scale."""
+    from gomaml.trust_region import SVDCore, minimize_bound
+    for _ in range(20):
+        B = rng.normal(size=(25, 8)) @ np.diag(np.logspace(0, -rng.uniform(0, 3), 8)) * scale
+        f = B @ rng.normal(size=8) if in_range else rng.normal(size=25) * scale
+        core = SVDCore(B, f)
+        eps, w = 10 ** rng.uniform(-5, 1), 10 ** rng.uniform(-2, 1)
+        F = lambda R: R * eps + w * core.residual(R)
+        R_search = minimize_bound(core.residual, core.free_norm, eps, w)
+        R_best = core.best_radius(eps, w)
+        assert 0 <= R_best <= core.free_norm
+        assert F(R_best) <= F(R_search) * (1 + 1e-14)
+        for R in (1e-9 * core.free_norm, 0.5 * core.free_norm):
+            y, lam = core.solve(R)
+            assert np.linalg.norm(y) == pytest.approx(R, rel=1e-12) and lam > 0
+            gvec = B.T @ (B @ y - f)                  # KKT: Bᵀ(By − f) = −λ y
+            np.testing.assert_allclose(gvec, -lam * y, atol=1e-8 * np.abs(gvec).max())
+
+
 def test_repr_non_increasing_and_matrix_free_matches(rng):
     A, c = _random_ls(rng)
     ex = ExactSolver(A, c)

@@ -552,14 +552,35 @@ def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[
     if q_ptr.shape[0] != n + 1 or p_ptr.shape[0] != n + 1 or Xq.shape[1] != d \
             or G.shape[0] != p_ptr[n] or n_threads < 1:
         raise ValueError("pair_blocks: inconsistent shapes")
+    cdef int R
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="dynamic", chunksize=4):
             ks = s_ptr[i + 1] - s_ptr[i]
             kq = q_ptr[i + 1] - q_ptr[i]
             for a in range(ks):
+                b = 0
+                while b < kq:                # GM_MULTI_MAX query rows per pass over x_a
+                    R = <int>min(<Py_ssize_t>GM_MULTI_MAX, kq - b)
+                    gm_dotm_d(R, &Xs[s_ptr[i] + a, 0], &Xq[q_ptr[i] + b, 0], d, d,
+                              &G[p_ptr[i] + a * kq + b])
+                    b = b + R
+
+
+def pair_expand(const double[::1] values, const int64_t[::1] s_ptr, const int64_t[::1] q_ptr,
+                const int64_t[::1] p_ptr, double[::1] out, int n_threads):
+    """out[p_ptr[i] + a·kq + b] = values[q_ptr[i] + b]: a per-query vector broadcast over the
+    support points a of each task's pairs (a-major)."""
+    cdef Py_ssize_t n = s_ptr.shape[0] - 1, i, a, b, ks, kq
+    if q_ptr.shape[0] != n + 1 or p_ptr.shape[0] != n + 1 or out.shape[0] != p_ptr[n] \
+            or values.shape[0] != q_ptr[n] or n_threads < 1:
+        raise ValueError("pair_expand: inconsistent shapes")
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule="static"):
+            ks = s_ptr[i + 1] - s_ptr[i]
+            kq = q_ptr[i + 1] - q_ptr[i]
+            for a in range(ks):
                 for b in range(kq):
-                    G[p_ptr[i] + a * kq + b] = gm_dot_d(&Xs[s_ptr[i] + a, 0],
-                                                        &Xq[q_ptr[i] + b, 0], d)
+                    out[p_ptr[i] + a * kq + b] = values[q_ptr[i] + b]
 
 
 cdef void rows_axpy(const double* c, const double* X, Py_ssize_t k, Py_ssize_t d,

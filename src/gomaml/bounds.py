@@ -16,7 +16,7 @@ from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
 from gomaml._threads import _kernels, resolve_n_threads
 from gomaml._core import NumericalOverflowError, Problem, block_ptr_for, n_blocks_for
 from gomaml.objective import adapt, meta_loss, meta_loss_grad
-from gomaml.trust_region import ExactSolver, GolubKahanSolver, minimize_bound
+from gomaml.trust_region import ExactSolver, GolubKahanSolver
 
 # solver="auto" compares two cost estimates, both fixed functions of the sizes (flop-equivalent
 # units), fitted to measurements here (bench/bound_solvers.py, bench/bounds_table.py, and
@@ -211,11 +211,7 @@ class PairOperator:
                              resolve_n_threads(None, pairs * tasks.d))
         self.n_tasks, self.d = n, tasks.d
         self.shape = (pairs, tasks.d)
-        # the query point b of every pair (a-major within a task), and each query's task
-        starts = np.repeat(self.q_ptr[:-1], ks * kq)
-        within = np.arange(pairs) - np.repeat(self.ptr[:-1], ks * kq)
-        self._pair_query = starts + within % np.repeat(kq, ks * kq)
-        self._query_task = np.repeat(np.arange(n), kq)
+        self._query_task = np.repeat(np.arange(n), kq)        # each query point's task
         # Aᵀr's partial sums: fixed blocks of tasks (from (n, d) alone), added in order
         self._block_ptr = block_ptr_for(n, n_blocks_for(n, tasks.d))
 
@@ -230,7 +226,10 @@ class PairOperator:
     def pair_values(self, per_query):
         """The pair vector s_i · per_query[b] on kept pairs (broadcast over a)."""
         values = self.scale[self._query_task] * per_query * self.keep
-        return values[self._pair_query]
+        out = np.empty(self.shape[0])
+        _kernels.pair_expand(np.ascontiguousarray(values, dtype=np.float64), self.s_ptr,
+                             self.q_ptr, self.ptr, out, self.n_threads)
+        return out
 
     def matvec(self, v):
         """A v: one typed pass over each task's rows, parallel over tasks."""
@@ -333,7 +332,7 @@ def _reported_value(R, eps, w_norm, c_norm, converge_floor):
     """What the matrix-free solver must converge: the bound at the R that will be used, and
     with converge_floor also R0 and the floor (to 1e-14·‖c‖, below which it is rounding)."""
     def value(core):
-        r = minimize_bound(core.residual, core.free_norm, eps, w_norm) if R is None else R
+        r = core.best_radius(eps, w_norm) if R is None else R
         bound = r * eps + w_norm * core.residual(r)
         if not converge_floor:
             return bound
@@ -395,7 +394,7 @@ def _bound_terms(solver, R, eps, w_norm):
     """{R, repr_error, bound, repr_floor, R0, bound_R0}: the bound at R (None: minimised)
     and at R0 = ‖A⁺c‖; each repr evaluated at the solver's returned feasible v."""
     if R is None:
-        R = minimize_bound(solver.model_residual, solver.free_norm, eps, w_norm)
+        R = solver.core.best_radius(eps, w_norm)
     _, repr_error = solver.solve(R)
     R0 = solver.free_norm
     _, floor = solver.solve(R0)

@@ -34,9 +34,46 @@ class SVDCore:
         self.outside2 = float(outside @ outside)
         self.y_free = self.Vt.T @ (self.beta / self.s) if self.s.size else np.zeros(B.shape[1])
         self.free_norm = float(np.linalg.norm(self.beta / self.s)) if self.s.size else 0.0
+        # the secular equations below run on s/σ, β/μ (σ = max s, μ = max |β|): every sum
+        # is then of terms ≤ 1/(rank tolerance)², with no overflow for any scale of B or f;
+        # y = (μ/σ)·ỹ(λ/σ²), the residual ρ = μ·ρ̃(λ/σ²)
+        mu = float(np.max(np.abs(self.beta))) if self.s.size else 0.0
+        self._sigma = float(self.s[0]) if self.s.size else 1.0
+        self._mu = mu if mu > 0 else 1.0
+        self._st = self.s / self._sigma
+        self._bt = self.beta / self._mu
+        self._o2t = float(np.sum((outside / self._mu) ** 2))
 
-    def _coef(self, lam):
-        return self.s * self.beta / (self.s ** 2 + lam)
+    def _scaled(self, lamt):
+        """(ỹ coefficients, q̃ = s̃² + λ̃) at the scaled damping λ̃ = λ/σ²."""
+        q = self._st ** 2 + lamt
+        return self._st * self._bt / q, q
+
+    def _lam(self, R):
+        """λ̃ > 0 (the scaled damping) with ‖y(λ)‖ = R (0 < R < free_norm), by Newton's method
+        on the secular equation φ(λ̃) = 1/‖ỹ(λ̃)‖ − 1/R̃, R̃ = Rσ/μ. φ is increasing and concave
+        (Moré & Sorensen 1983), so from a point with φ ≤ 0 the iterates increase monotonically
+        to the root without overshooting it; each costs a few sums over the singular values.
+        The start λ̃₀ = max(0, ‖s̃β̃‖/R̃ − 1) has φ ≤ 0 (s̃ ≤ 1: ‖ỹ(λ̃₀)‖ ≥ ‖s̃β̃‖/(1 + λ̃₀) = R̃)
+        and is the root's asymptote for small R."""
+        Rt = R / (self._mu / self._sigma)
+        lamt = max(0.0, float(np.linalg.norm(self._st * self._bt)) / Rt - 1.0)
+        for _ in range(200):
+            yt, q = self._scaled(lamt)
+            y2 = yt * yt
+            n2 = float(np.sum(y2))
+            n = np.sqrt(n2)
+            if not n > 0:
+                break
+            phi = 1.0 / n - 1.0 / Rt
+            slope = float(np.sum(y2 / q))                  # φ′·‖ỹ‖³
+            if phi >= 0.0 or not slope > 0:
+                break
+            step = -phi * n2 * n / slope                    # −φ/φ′
+            if not step > 4 * np.finfo(float).eps * lamt:
+                break
+            lamt += step
+        return lamt
 
     def solve(self, R):
         """(y, lam): the minimiser (on the ball's surface when the free one lies outside)."""
@@ -44,18 +81,12 @@ class SVDCore:
             return self.y_free, 0.0
         if R <= 0 or not self.s.size:
             return np.zeros(self.Vt.shape[1]), np.inf
-        # ‖y(λ)‖ = R, y(λ) = V diag(s β/(s² + λ)); solve 1/‖y(λ)‖ − 1/R = 0 (nearly linear)
-        phi = lambda lam: 1.0 / np.linalg.norm(self._coef(lam)) - 1.0 / R
-        hi = max(float(np.max(self.s * np.abs(self.beta))) / R, 1e-300)
-        while phi(hi) < 0:
-            hi *= 2
-        lam = optimize.brentq(phi, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps,
-                              maxiter=500)
-        y = self.Vt.T @ self._coef(lam)
+        lamt = self._lam(R)
+        y = (self._mu / self._sigma) * (self.Vt.T @ self._scaled(lamt)[0])
         n = np.linalg.norm(y)
         if n > R:                      # rounding: scale into the ball
             y *= R / n
-        return y, lam
+        return y, lamt * self._sigma ** 2
 
     def residual(self, R):
         """min over the ball of ‖B y − f‖, from the SVD (the model value, not re-evaluated)."""
@@ -63,10 +94,56 @@ class SVDCore:
         r_in = self.s * (self.Vt @ y) - self.beta
         return float(np.sqrt(r_in @ r_in + self.outside2))
 
+    def best_radius(self, eps, w_norm):
+        """R ≥ 0 minimising R·eps + w_norm·residual(R) (as minimize_bound), through λ: on the
+        path y(λ), dρ/dR = −λR/ρ for the model residual ρ, so an interior minimiser solves
+        h(λ) = λR(λ)/ρ(λ) = eps/w_norm, h increasing (the bound is convex in R); in the scaled
+        variables h = σ·λ̃ñ/ρ̃. R and ρ are sums over the singular values: no inner
+        root-finding."""
+        free = self.free_norm
+        if w_norm == 0:
+            return 0.0
+        if eps == 0:
+            return free
+        if free <= 0 or not self.s.size:
+            return 0.0
+        target = eps / (w_norm * self._sigma)
+
+        def h(lamt):
+            if lamt == 0.0:            # ρ̃(0) = 0 when f is in B's range: h(0+) = ñ(0)/‖β̃/s̃²‖
+                if self._o2t > 0:
+                    return -target
+                return float(np.linalg.norm(self._bt / self._st)
+                             / np.linalg.norm(self._bt / self._st ** 2)) - target
+            yt, q = self._scaled(lamt)
+            rho = np.sqrt(float(np.sum((self._bt * (lamt / q)) ** 2)) + self._o2t)
+            return lamt * float(np.linalg.norm(yt)) / rho - target
+
+        # no root when h(0) ≥ 0 (the minimiser is free_norm) or h(∞) ≤ 0 (it is 0): the
+        # candidates cover both
+        candidates = [0.0, free]
+        if h(0.0) < 0:
+            hi = 1.0
+            for _ in range(2100):
+                if not np.isfinite(hi):
+                    break
+                if h(hi) >= 0:
+                    lamt = optimize.brentq(h, 0.0, hi, xtol=1e-300,
+                                           rtol=4 * np.finfo(float).eps, maxiter=500)
+                    candidates.append(float((self._mu / self._sigma)
+                                            * np.linalg.norm(self._scaled(lamt)[0])))
+                    break
+                hi *= 2
+        scale = free * eps + w_norm * self.residual(0.0)    # as minimize_bound: no overflow
+        f = lambda R: (R * eps) / scale + (w_norm / scale) * self.residual(R)
+        return min(candidates, key=f)
+
 
 def minimize_bound(core_residual, free_norm, eps, w_norm):
-    """R ≥ 0 minimising R·eps + w_norm·repr(R) (convex; repr constant beyond free_norm).
-    Edge cases of theory.md §6: w_norm = 0 -> R = 0; eps = 0 -> R = free_norm."""
+    """R ≥ 0 minimising R·eps + w_norm·repr(R) (convex; repr constant beyond free_norm), for
+    any residual function repr by a bounded 1-D search (an SVDCore finds the same argmin
+    faster: SVDCore.best_radius). Edge cases of theory.md §6: w_norm = 0 -> R = 0; eps = 0
+    -> R = free_norm."""
     if w_norm == 0:
         return 0.0
     if eps == 0:
@@ -118,6 +195,9 @@ def _reorthogonalise(u, basis):
     return after
 
 
+_CHECK_EVERY_UNTIL = 12
+
+
 class GolubKahanSolver:
     """Matrix-free: A given by matvec(v) -> A v and rmatvec(r) -> Aᵀ r."""
 
@@ -126,8 +206,8 @@ class GolubKahanSolver:
     def __init__(self, matvec, rmatvec, c, d, *, tol=1e-8, max_iter=300, monitor=None):
         """monitor(core) -> the quantity the caller reports (e.g. the bound at its optimal R),
         or a tuple of them, on the projected problem: iteration stops when every one stalls
-        (relative change <= tol between checks at k = 4, 6, 9, 13, ...); without it, when the
-        free residual stalls."""
+        (relative change <= tol between checks at k = 4, 5, ..., 12, 18, 27, ...); without it,
+        when the free residual stalls."""
         self.matvec, self.rmatvec, self.c = matvec, rmatvec, c
         rank_scale = max(c.shape[0], d)
         beta1 = float(np.linalg.norm(c))
@@ -170,7 +250,10 @@ class GolubKahanSolver:
                 if k + 1 >= next_check:
                     B, f = self._projected(alphas, betas, beta1)
                     checks.append(np.atleast_1d(monitor(SVDCore(B, f, rank_scale))))
-                    next_check = max(next_check + 1, int(next_check * 1.5))
+                    # every iteration up to _CHECK_EVERY_UNTIL (a check, an SVD of a tiny
+                    # B and a root, costs less than an iteration there), then 1.5× apart
+                    next_check = next_check + 1 if next_check < _CHECK_EVERY_UNTIL \
+                        else int(next_check * 1.5)
                     if len(checks) >= 2 and np.all(np.abs(checks[-2] - checks[-1])
                                                    <= tol * np.abs(checks[-1])):
                         exhausted = False
