@@ -120,20 +120,25 @@ class SVDCore:
             return lamt * float(np.linalg.norm(yt)) / rho - target
 
         # no root when h(0) ≥ 0 (the minimiser is free_norm) or h(∞) ≤ 0 (it is 0): the
-        # candidates cover both
+        # candidates cover both. Else the root is bracketed by powers of 4 and found in
+        # log λ̃, where it is well scaled whatever its magnitude (the bound is flat at its
+        # minimum: a relative 1e-10 in λ̃ moves it at second order only)
         candidates = [0.0, free]
-        if h(0.0) < 0:
-            hi = 1.0
-            for _ in range(2100):
-                if not np.isfinite(hi):
-                    break
-                if h(hi) >= 0:
-                    lamt = optimize.brentq(h, 0.0, hi, xtol=1e-300,
-                                           rtol=4 * np.finfo(float).eps, maxiter=500)
-                    candidates.append(float((self._mu / self._sigma)
-                                            * np.linalg.norm(self._scaled(lamt)[0])))
-                    break
-                hi *= 2
+        h_inf = float(np.linalg.norm(self._st * self._bt)
+                      / np.sqrt(float(np.sum(self._bt ** 2)) + self._o2t)) - target
+        if h(0.0) < 0 < h_inf:
+            g = lambda t: h(float(np.exp(t)))                  # h on t = log λ̃
+            step = float(np.log(4.0))
+            hi = 0.0
+            while hi < 700 and g(hi) < 0:
+                hi += step
+            lo = hi - step
+            while lo > -690 and g(lo) >= 0:
+                lo -= step
+            if g(lo) < 0 <= g(hi):
+                t = optimize.brentq(g, lo, hi, xtol=1e-10, rtol=4 * np.finfo(float).eps)
+                candidates.append(float((self._mu / self._sigma)
+                                        * np.linalg.norm(self._scaled(np.exp(t))[0])))
         scale = free * eps + w_norm * self.residual(0.0)    # as minimize_bound: no overflow
         f = lambda R: (R * eps) / scale + (w_norm / scale) * self.residual(R)
         return min(candidates, key=f)
