@@ -95,11 +95,11 @@ class SVDCore:
         return float(np.sqrt(r_in @ r_in + self.outside2))
 
     def best_radius(self, eps, w_norm):
-        """R ≥ 0 minimising R·eps + w_norm·residual(R) (as minimize_bound), through λ: on the
-        path y(λ), dρ/dR = −λR/ρ for the model residual ρ, so an interior minimiser solves
-        h(λ) = λR(λ)/ρ(λ) = eps/w_norm, h increasing (the bound is convex in R); in the scaled
-        variables h = σ·λ̃ñ/ρ̃. R and ρ are sums over the singular values: no inner
-        root-finding."""
+        """R ≥ 0 minimising R·eps + w_norm·residual(R) (convex in R; residual constant beyond
+        free_norm), through λ: on the path y(λ), dρ/dR = −λR/ρ for the model residual ρ, so
+        an interior minimiser solves h(λ) = λR(λ)/ρ(λ) = eps/w_norm, h increasing; in the
+        scaled variables h = σ·λ̃ñ/ρ̃. R and ρ are sums over the singular values: one root, no
+        search over R. Edge cases of theory.md §6: w_norm = 0 -> 0; eps = 0 -> free_norm."""
         free = self.free_norm
         if w_norm == 0:
             return 0.0
@@ -139,30 +139,11 @@ class SVDCore:
                 t = optimize.brentq(g, lo, hi, xtol=1e-10, rtol=4 * np.finfo(float).eps)
                 candidates.append(float((self._mu / self._sigma)
                                         * np.linalg.norm(self._scaled(np.exp(t))[0])))
-        scale = free * eps + w_norm * self.residual(0.0)    # as minimize_bound: no overflow
+        # compared on a scale where no candidate's value overflows (the bound may be ~1e306
+        # for huge labels)
+        scale = free * eps + w_norm * self.residual(0.0)
         f = lambda R: (R * eps) / scale + (w_norm / scale) * self.residual(R)
         return min(candidates, key=f)
-
-
-def minimize_bound(core_residual, free_norm, eps, w_norm):
-    """R ≥ 0 minimising R·eps + w_norm·repr(R) (convex; repr constant beyond free_norm), for
-    any residual function repr by a bounded 1-D search (an SVDCore finds the same argmin
-    faster: SVDCore.best_radius). Edge cases of theory.md §6: w_norm = 0 -> R = 0; eps = 0
-    -> R = free_norm."""
-    if w_norm == 0:
-        return 0.0
-    if eps == 0:
-        return free_norm
-    if free_norm <= 0:
-        return 0.0
-    # the same argmin, on a scale where the minimiser's parabola steps cannot overflow
-    # (the bound itself may be ~1e306 for huge labels)
-    scale = free_norm * eps + w_norm * core_residual(0.0)
-    f = lambda R: (R * eps) / scale + (w_norm / scale) * core_residual(R)
-    res = optimize.minimize_scalar(f, bounds=(0.0, free_norm), method="bounded",
-                                   options={"xatol": 1e-10 * free_norm})
-    candidates = [0.0, free_norm, float(res.x)]
-    return min(candidates, key=f)
 
 
 class ExactSolver:
