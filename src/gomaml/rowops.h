@@ -246,11 +246,14 @@ GM_DEFINE_DISPATCH(f, float)
 
 /* ---- Many rows against one (theory.md §5's stacked system) ------------------------------
  * R <= GM_MULTI_MAX double rows y_r (stride apart) against one row x: gm_dotm_* gives the R
- * dots x . y_r, gm_axpym_* adds sum_a c[r*ks + a] x_a (a = 0..ks-1, the rows of x, stride
+ * dots x . y_r, gm_axpym_* adds sum_a c[r*ks + a] x_a (a = 0..ks-1: ks rows of x, xstride
  * apart) to each y_r. Each result has the bits of the one-row primitives (gm_dot_*, then
  * gm_axpy_* for a = 0, 1, ...): the same lanes, tail and tree, the same multiply-adds in the
- * same order; only the loads of x are shared by the R rows. Where the one-row primitives are
- * gcc clones (GM_DISPATCH) they are called as they are, so the bits cannot diverge. */
+ * same order; only the loads of x are shared by the R rows (the dots in the x86-64-v4 module
+ * alone, whose 32 registers hold 4 rows' 32 lanes; elsewhere they are the one-row calls).
+ * Where the one-row primitives are gcc clones (GM_DISPATCH) they are called as they are, so
+ * the bits cannot diverge. Measured at n = 100, k = 20, d = 10^4 (2 threads): the stacked
+ * system in 0.056-0.062 s against 0.11 s one query row at a time. */
 #define GM_MULTI_MAX 4
 #if !GM_DISPATCH && defined(__AVX512F__)
 #define GM_MW 8
