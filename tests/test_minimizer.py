@@ -139,10 +139,16 @@ def test_gram_blocks_are_thread_count_independent(rng, monkeypatch, dtype, route
 
 
 @pytest.mark.parametrize("mixed", [False, True])
-def test_global_minimizer_is_thread_count_independent(rng, monkeypatch, mixed):
-    from gomaml import minimizer
+@pytest.mark.parametrize("chunks", [False, True])
+def test_global_minimizer_is_thread_count_independent(rng, monkeypatch, mixed, chunks):
+    """Either route, the Gram from row blocks or from column chunks: the same bits for 1 and 2
+    threads, and (both routes) the minimum-norm solution."""
+    from gomaml import _linalg, minimizer
     if mixed:
         monkeypatch.setattr(minimizer, "_MIXED_MIN_WORK", 0)
+    if chunks:
+        monkeypatch.setattr(_linalg, "_CHUNKS_MIN_WORK", 0)
+        monkeypatch.setattr(_linalg, "_CHUNK_MIN_COLS", 400)      # 5 chunks of d = 2000
     X = rng.normal(size=(80, 8, 2000)) / np.sqrt(2000)        # N = 640: two Gram blocks
     tasks = gomaml.Tasks(X, rng.normal(size=(80, 8)), rng.normal(size=(80, 8, 2000)),
                          rng.normal(size=(80, 8)))
@@ -151,6 +157,10 @@ def test_global_minimizer_is_thread_count_independent(rng, monkeypatch, mixed):
                                                      else "cholesky-gram")
     assert np.array_equal(results[0].theta_star, results[1].theta_star)
     assert results[0].L_star == results[1].L_star
+    M, t = ref.stacked_rows(as_reference(tasks), tasks.weights, 0.1, 1)
+    want = np.linalg.lstsq(M, t, rcond=None)[0]
+    np.testing.assert_allclose(results[0].theta_star, want, rtol=1e-9,
+                               atol=1e-12 * np.abs(want).max())
 
 
 def test_gram_apply_is_m_mt_p_for_any_thread_count(rng):
