@@ -441,10 +441,18 @@ def test_task_rows_dot_matches_numpy_for_any_thread_count(rng):
     Xq = np.asarray(Xq, dtype=np.float64)
     W = rng.normal(size=(13, 37))
     want = np.concatenate([Xq[q_ptr[i]:q_ptr[i + 1]] @ W[i] for i in range(13)])
+    W2 = rng.normal(size=(13, 37))
+    want2 = np.concatenate([Xq[q_ptr[i]:q_ptr[i + 1]] @ W2[i] for i in range(13)])
     outs = []
     for threads in (1, 2, 3):
-        out = np.empty(Xq.shape[0])
+        out, one, two = np.empty(Xq.shape[0]), np.empty(Xq.shape[0]), np.empty(Xq.shape[0])
         _kernels.task_rows_dot(Xq, q_ptr, W, out, threads)
-        outs.append(out)
-    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
-    np.testing.assert_allclose(outs[0], want, rtol=1e-13, atol=1e-13)
+        _kernels.task_rows_dot(Xq, q_ptr, W, one, threads, W2, two)   # both in one pass
+        assert np.array_equal(one, out)
+        outs.append((out, two))
+    assert all(np.array_equal(o[0], outs[0][0]) and np.array_equal(o[1], outs[0][1])
+               for o in outs[1:])
+    np.testing.assert_allclose(outs[0][0], want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(outs[0][1], want2, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="W2 and out2"):
+        _kernels.task_rows_dot(Xq, q_ptr, W, out, 1, W2, None)

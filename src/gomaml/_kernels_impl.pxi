@@ -600,17 +600,26 @@ cdef void rows_axpy(const double* c, const double* X, Py_ssize_t k, Py_ssize_t d
 
 
 def task_rows_dot(const double[:, ::1] X, const int64_t[::1] ptr, const double[:, ::1] W,
-                  double[::1] out, int n_threads):
+                  double[::1] out, int n_threads, const double[:, ::1] W2=None,
+                  double[::1] out2=None):
     """out[j] <- x_j · W[i] for every row j of task i (rows ptr[i]:ptr[i + 1]), parallel over
-    tasks, each row's dot in a fixed order: any thread count, same bits."""
+    tasks, each row's dot in a fixed order: any thread count, same bits. With W2 and out2,
+    also out2[j] <- x_j · W2[i], while the task's rows are in cache (one pass over X)."""
     cdef Py_ssize_t n = ptr.shape[0] - 1, d = X.shape[1], i
+    cdef bint two = W2 is not None
     if W.shape[0] != n or W.shape[1] != d or out.shape[0] != X.shape[0] \
             or ptr[0] != 0 or ptr[n] != X.shape[0] or n_threads < 1:
         raise ValueError("task_rows_dot: inconsistent shapes")
+    if (out2 is not None and not two) or two and (
+            out2 is None or W2.shape[0] != n or W2.shape[1] != d or out2.shape[0] != X.shape[0]):
+        raise ValueError("task_rows_dot: W2 and out2 must come together, shaped as W and out")
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="static"):
             super_dot(&X[ptr[i], 0], ptr[i + 1] - ptr[i], 0, ptr[i + 1] - ptr[i], d, &W[i, 0],
                       &out[ptr[i]], &X[ptr[i + 1], 0] if i + 1 < n else NULL)
+            if two:
+                super_dot(&X[ptr[i], 0], ptr[i + 1] - ptr[i], 0, ptr[i + 1] - ptr[i], d,
+                          &W2[i, 0], &out2[ptr[i]], NULL)
 
 
 def pair_matvec_rows(const double[:, ::1] Xs, const double[:, ::1] Xq, const double[::1] v,

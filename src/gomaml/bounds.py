@@ -175,11 +175,11 @@ def _query_terms(loss, omega_i, Xq, yq, q_ptr, other_i=None):
     """Per query point (packed): l'(f_i(z_b), y_b) and, given other_i, Δ_i(z_b)."""
     threads = resolve_n_threads(None, Xq.size)
     f = np.empty(Xq.shape[0])
-    _kernels.task_rows_dot(Xq, q_ptr, np.ascontiguousarray(omega_i, dtype=np.float64), f, threads)
-    delta = None
-    if other_i is not None:
-        delta = np.empty(Xq.shape[0])
-        _kernels.task_rows_dot(Xq, q_ptr, np.ascontiguousarray(omega_i - other_i), delta, threads)
+    delta = None if other_i is None else np.empty(Xq.shape[0])
+    # both predictions in one pass over the query rows
+    W2 = None if other_i is None else np.ascontiguousarray(omega_i - other_i)
+    _kernels.task_rows_dot(Xq, q_ptr, np.ascontiguousarray(omega_i, dtype=np.float64), f,
+                           threads, W2, delta)
     return loss.d1(f, yq), delta         # elementwise: one call, not one per task
 
 
