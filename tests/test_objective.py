@@ -49,6 +49,22 @@ def test_adapt_and_task_losses_match_reference(rng, loss, T, dtype):
     np.testing.assert_allclose(after, ra, rtol=RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adapt_pair_is_two_adapts_for_any_thread_count(rng, dtype):
+    """The bound adapts ω and θ† in one pass over the support rows: each result has the bits
+    of its own adapt call, for 1, 2 and 3 threads."""
+    from gomaml._core import Problem
+    from gomaml.objective import adapt_pair
+    tasks = make_tasks(rng, n=9, d=70, layout="ragged", loss="logistic", dtype=dtype)
+    theta, theta2 = _theta(rng, 70), _theta(rng, 70)
+    for n_threads in (1, 2, 3):
+        problem = Problem(tasks, "logistic", 0.3, 1, n_threads)
+        a, b = adapt_pair(problem, theta, theta2)
+        assert np.array_equal(a, gomaml.adapt(theta, tasks, loss="logistic", inner_lr=0.3))
+        assert np.array_equal(b, gomaml.adapt(theta2, tasks, loss="logistic", inner_lr=0.3))
+        assert adapt_pair(problem, theta)[1] is None
+
+
 def _central_difference(f, x, h):
     g = np.empty_like(x)
     for j in range(len(x)):

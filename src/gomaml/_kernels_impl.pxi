@@ -345,13 +345,20 @@ def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
 def adapt_tasks(const floating[:, ::1] Xs, const floating[::1] ys,
                 const int64_t[::1] s_ptr, const double[::1] theta,
                 int loss_code, double delta, double inner_lr, int inner_steps,
-                double[:, ::1] out, double[:, ::1] scratch, int n_threads):
-    """out[i] <- adapted parameter theta_i (n, d). Scratch (n_threads, d)."""
+                double[:, ::1] out, double[:, ::1] scratch, int n_threads,
+                const double[::1] theta2=None, double[:, ::1] out2=None):
+    """out[i] <- adapted parameter theta_i (n, d); with theta2 and out2 also out2[i] <- the
+    adapted theta2, while task i's rows are in cache (one pass over Xs). Scratch
+    (n_threads, d)."""
     cdef Py_ssize_t n = out.shape[0], d = Xs.shape[1], i
+    cdef bint two = theta2 is not None
     if s_ptr.shape[0] != n + 1 or ys.shape[0] != Xs.shape[0] or theta.shape[0] != d:
         raise ValueError("layout mismatch")
     if out.shape[1] != d or scratch.shape[0] < n_threads or scratch.shape[1] < d:
         raise ValueError("out or scratch has the wrong shape")
+    if (out2 is not None and not two) or two and (
+            out2 is None or theta2.shape[0] != d or out2.shape[0] != n or out2.shape[1] != d):
+        raise ValueError("theta2 and out2 must come together, shaped as theta and out")
     if s_ptr[0] != 0 or s_ptr[n] != Xs.shape[0] or inner_steps < 1 or n_threads < 1:
         raise ValueError("bad offsets, inner_steps or n_threads")
     with nogil:
@@ -359,6 +366,10 @@ def adapt_tasks(const floating[:, ::1] Xs, const floating[::1] ys,
             inner_loop(&Xs[s_ptr[i], 0], &ys[s_ptr[i]], s_ptr[i + 1] - s_ptr[i], d,
                        &theta[0], loss_code, delta, inner_lr, inner_steps,
                        &out[i, 0], &scratch[threadid(), 0], NULL)
+            if two:
+                inner_loop(&Xs[s_ptr[i], 0], &ys[s_ptr[i]], s_ptr[i + 1] - s_ptr[i], d,
+                           &theta2[0], loss_code, delta, inner_lr, inner_steps,
+                           &out2[i, 0], &scratch[threadid(), 0], NULL)
 
 
 def task_risks(const floating[:, ::1] Xs, const floating[::1] ys,

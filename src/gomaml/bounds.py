@@ -15,7 +15,7 @@ from gomaml._memory import check_fits
 from gomaml.minimizer import cholesky_if_conditioned, global_minimizer
 from gomaml._threads import _kernels, resolve_n_threads
 from gomaml._core import NumericalOverflowError, Problem, block_ptr_for, n_blocks_for
-from gomaml.objective import adapt, meta_loss, meta_loss_grad
+from gomaml.objective import adapt, adapt_pair, meta_loss, meta_loss_grad
 from gomaml.trust_region import ExactSolver, GolubKahanSolver
 
 # solver="auto" compares two cost estimates, both fixed functions of the sizes (flop-equivalent
@@ -308,12 +308,10 @@ def _pair_setup(problem, omega, theta_dag=None):
     derivative and comparator difference at every query point, and the operator over the
     pairs with l' ≠ 0. The float64 rows are made once, here."""
     tasks = problem.tasks
-    kw = dict(loss=problem.loss, inner_lr=problem.inner_lr, n_threads=problem.n_threads)
     check_fits("the adapted parameters ω_i and θ†_i of every task (2·n·d)",
                2 * tasks.n_tasks * tasks.d * 8)
     packed = _packed64(tasks)
-    omega_i = adapt(omega, tasks, **kw)
-    dag_i = adapt(theta_dag, tasks, **kw) if theta_dag is not None else None
+    omega_i, dag_i = adapt_pair(problem, omega, theta_dag)      # one pass over the support
     l1, delta = _query_terms(problem.loss, omega_i, packed[3], packed[4], packed[5], dag_i)
     op = PairOperator(tasks, packed, omega, problem.loss, problem.inner_lr, l1 != 0)
     return l1, delta, op

@@ -131,16 +131,23 @@ def adapt(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_thread
            [0.2, 0.2]])
     """
     problem = Problem(tasks, loss, inner_lr, inner_steps, n_threads)
-    theta = problem.theta(theta)
+    return adapt_pair(problem, problem.theta(theta))[0]
+
+
+def adapt_pair(problem, theta, theta2=None):
+    """(θ_i, θ2_i or None) for validated arguments: both adapted parameters in one pass over
+    the support rows (each task's rows are still in cache for the second)."""
+    tasks = problem.tasks
     Xs, ys, s_ptr = tasks.packed()[:3]
     out = np.empty((tasks.n_tasks, tasks.d))
+    out2 = None if theta2 is None else np.empty((tasks.n_tasks, tasks.d))
     scratch = aligned_scratch(problem.n_threads, tasks.d)
     _kernels.adapt_tasks(Xs, ys, s_ptr, theta, problem.loss.code, problem.loss.delta,
                          problem.inner_lr, problem.inner_steps, out, scratch,
-                         problem.n_threads)
-    if not np.isfinite(out).all():
+                         problem.n_threads, theta2, out2)
+    if not (np.isfinite(out).all() and (out2 is None or np.isfinite(out2).all())):
         raise problem.overflow("an adapted parameter")
-    return out
+    return out, out2
 
 
 def task_losses(theta, tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_threads=None):
