@@ -163,12 +163,16 @@ def test_global_minimizer_is_thread_count_independent(rng, monkeypatch, mixed, c
                                atol=1e-12 * np.abs(want).max())
 
 
-def test_gram_apply_is_m_mt_p_for_any_thread_count(rng):
-    from gomaml._linalg import gram_apply
-    M, p = rng.normal(size=(1300, 90)), rng.normal(size=1300)
-    outs = [gram_apply(M, p, n) for n in (1, 2, 3)]
-    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
-    np.testing.assert_allclose(outs[0], M @ (M.T @ p), rtol=1e-12, atol=1e-12)
+def test_row_block_products_are_thread_count_independent(rng):
+    """Mᵀp (partial sums of fixed row blocks, added in order) and M u (block by block): the
+    mixed route's CG products, the same bits for any thread count."""
+    from gomaml._linalg import matvec, rmatvec
+    M, p, u = rng.normal(size=(1300, 90)), rng.normal(size=1300), rng.normal(size=90)
+    outs = [(rmatvec(M, p, n), matvec(M, u, n)) for n in (1, 2, 3)]
+    assert all(np.array_equal(o[0], outs[0][0]) and np.array_equal(o[1], outs[0][1])
+               for o in outs[1:])
+    np.testing.assert_allclose(outs[0][0], M.T @ p, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(outs[0][1], M @ u, rtol=1e-12, atol=1e-12)
 
 
 def test_col_chunks_follow_the_shape_and_the_memory_cap():

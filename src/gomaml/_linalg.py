@@ -138,8 +138,3 @@ def matvec(M, u, n_threads=1):
     cuts = _row_cuts(M.shape[0])
     return np.concatenate(_blocks_run(lambda b: M[cuts[b]:cuts[b + 1]] @ u, len(cuts) - 1,
                                       n_threads))
-
-
-def gram_apply(M, p, n_threads=1):
-    """M (Mᵀ p) without forming M Mᵀ (rmatvec, then matvec)."""
-    return matvec(M, rmatvec(M, p, n_threads), n_threads)

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import linalg
 from scipy.linalg import lapack
 
-from gomaml._linalg import gram, gram_apply, matvec, norm, rmatvec, single_threaded_blas
+from gomaml._linalg import gram, matvec, norm, rmatvec, single_threaded_blas
 from gomaml._memory import check_fits
 from gomaml.losses import resolve_loss
 from gomaml._core import NumericalOverflowError, Problem, aligned_scratch
@@ -66,11 +66,11 @@ _MIXED_COND_MAX = 1e4      # float32 Gram as a preconditioner is sound well belo
 
 
 def _mixed_gram_solve(M, t, max_iter=25, n_threads=1, M32=None, normM2=None):
-    """α with (M Mᵀ) α = t: Cholesky of the float32 Gram (half the GEMM cost) as the
-    preconditioner of CG on the exact float64 system, whose products M(Mᵀp) never form the
-    Gram. Stops at a backward-stable residual; None (use the float64 route) when the
-    preconditioner is not good enough. M32 (M rounded to float32) and normM2 (‖M‖_F²): if
-    the caller has them."""
+    """(θ = Mᵀα, cond) with (M Mᵀ) α = t: Cholesky of the float32 Gram (half the GEMM cost)
+    as the preconditioner of CG on the exact float64 system, whose products M(Mᵀp) never form
+    the Gram; θ accumulates the Mᵀp of those products (no pass of its own). Stops at a
+    backward-stable residual; θ None (use the float64 route) when the preconditioner is not
+    good enough. M32 (M rounded to float32) and normM2 (‖M‖_F²): if the caller has them."""
     if M32 is None:
         M32 = M.astype(np.float32)
     # the factor too is float32 (spotrf: half dpotrf's time); it is applied in float32 to
@@ -91,18 +91,21 @@ def _mixed_gram_solve(M, t, max_iter=25, n_threads=1, M32=None, normM2=None):
     if normM2 is None:
         normM2 = float(np.einsum("ij,ij->", M, M))      # ‖M‖_F² ≥ ‖MMᵀ‖₂
     alpha = np.zeros_like(t)
+    theta = np.zeros(M.shape[1])          # Mᵀα, from the Mᵀp each product computes anyway
     r = t.copy()
     z = precondition(r)
     p = z.copy()
     rz = float(r @ z)
     for _ in range(max_iter):
-        Gp = gram_apply(M, p, n_threads)
+        u = rmatvec(M, p, n_threads)
+        Gp = matvec(M, u, n_threads)
         step = rz / float(p @ Gp)
         alpha += step * p
+        theta += step * u
         r -= step * Gp
         if np.linalg.norm(r) <= 16 * eps * (normM2 * np.linalg.norm(alpha)
                                             + np.linalg.norm(t)):
-            return alpha, cond
+            return theta, cond
         z = precondition(r)
         rz_new = float(r @ z)
         p = z + (rz_new / rz) * p
@@ -217,11 +220,11 @@ def _solve(M, t, n_threads=1, M32=None, normM2=None):
     theta, route, cond, rank = None, None, np.inf, min(N, d)
     if d >= N:                                          # θ* = Mᵀα, (M Mᵀ) α = t
         if _mixed(N, d):
-            alpha, cond = _mixed_gram_solve(M, t, n_threads=n_threads, M32=M32,
+            theta_m, cond = _mixed_gram_solve(M, t, n_threads=n_threads, M32=M32,
                                             normM2=normM2)
             M32 = None
-            if alpha is not None:
-                theta, route = rmatvec(M, alpha, n_threads), "cholesky-gram-mixed"
+            if theta_m is not None:
+                theta, route = theta_m, "cholesky-gram-mixed"
         if theta is None:
             # the lower block triangle on the kernels' threads, BLAS itself on one (_linalg.gram):
             # float32 at N = 2000, d = 10⁴ 0.26 s on 2 threads against 0.42 s for one syrk
