@@ -263,6 +263,17 @@ GM_DEFINE_DISPATCH(f, float)
 #define GM_MW 2
 #endif
 
+/* One copy of a primitive per row count R = 1..4 (R a constant in each), and the switch
+ * that calls the copy for a run-time R. */
+#define GM_EACH_R(DEF, S, T) DEF(1, S, T) DEF(2, S, T) DEF(3, S, T) DEF(4, S, T)
+#define GM_SWITCH_R(F, S, ARGS)                                                    \
+    switch (R) {                                                                   \
+    case 1: F##_1_##S ARGS; return;                                                \
+    case 2: F##_2_##S ARGS; return;                                                \
+    case 3: F##_3_##S ARGS; return;                                                \
+    default: F##_4_##S ARGS; return;                                               \
+    }
+
 #if defined(GM_MW) && GM_MW == 8
 /* 32 lanes = 4 vectors of 8 per row: 16 accumulators for 4 rows, in registers. R is a
  * constant of each copy (gm_dotm8_R_S), so no lane is computed for a missing row. */
@@ -289,17 +300,9 @@ static inline void gm_dotm8_##R##_##S(const T *restrict x, const double *restric
     }                                                                              \
 }
 #define GM_DOTM_BODY(S, T)                                                         \
-    if (n >= 2 * GM_LANES) {                                                       \
-        switch (R) {                                                               \
-        case 1: gm_dotm8_1_##S(x, y, stride, n, out); return;                      \
-        case 2: gm_dotm8_2_##S(x, y, stride, n, out); return;                      \
-        case 3: gm_dotm8_3_##S(x, y, stride, n, out); return;                      \
-        default: gm_dotm8_4_##S(x, y, stride, n, out); return;                     \
-        } }
-GM_DEFINE_DOTM8(1, d, double) GM_DEFINE_DOTM8(2, d, double)
-GM_DEFINE_DOTM8(3, d, double) GM_DEFINE_DOTM8(4, d, double)
-GM_DEFINE_DOTM8(1, f, float) GM_DEFINE_DOTM8(2, f, float)
-GM_DEFINE_DOTM8(3, f, float) GM_DEFINE_DOTM8(4, f, float)
+    if (n >= 2 * GM_LANES) { GM_SWITCH_R(gm_dotm8, S, (x, y, stride, n, out)) }
+GM_EACH_R(GM_DEFINE_DOTM8, d, double)
+GM_EACH_R(GM_DEFINE_DOTM8, f, float)
 #else
 #define GM_DOTM_BODY(S, T)
 #endif
@@ -331,17 +334,9 @@ static inline void gm_axpym_##R##_##S(const double *restrict c, Py_ssize_t ks,  
             for (Py_ssize_t j = k; j < n; j++)                                     \
                 y[r * stride + j] += c[r * ks + a] * (double)x[a * xstride + j];   \
 }
-#define GM_AXPYM_BODY(S, T)                                                        \
-    switch (R) {                                                                   \
-    case 1: gm_axpym_1_##S(c, ks, x, xstride, y, stride, n); return;               \
-    case 2: gm_axpym_2_##S(c, ks, x, xstride, y, stride, n); return;               \
-    case 3: gm_axpym_3_##S(c, ks, x, xstride, y, stride, n); return;               \
-    default: gm_axpym_4_##S(c, ks, x, xstride, y, stride, n); return;              \
-    }
-GM_DEFINE_AXPYM(1, d, double) GM_DEFINE_AXPYM(2, d, double)
-GM_DEFINE_AXPYM(3, d, double) GM_DEFINE_AXPYM(4, d, double)
-GM_DEFINE_AXPYM(1, f, float) GM_DEFINE_AXPYM(2, f, float)
-GM_DEFINE_AXPYM(3, f, float) GM_DEFINE_AXPYM(4, f, float)
+#define GM_AXPYM_BODY(S, T) GM_SWITCH_R(gm_axpym, S, (c, ks, x, xstride, y, stride, n))
+GM_EACH_R(GM_DEFINE_AXPYM, d, double)
+GM_EACH_R(GM_DEFINE_AXPYM, f, float)
 #else
 #define GM_AXPYM_BODY(S, T)
 #endif
