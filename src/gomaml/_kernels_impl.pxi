@@ -122,6 +122,26 @@ cdef inline void blk_axpy(int R, const double* c, const floating* x, Py_ssize_t 
         gm_axpyb_f(R, c, x, d, y, d)
 
 
+cdef inline void multi_dot(int R, const floating* x, double* y, Py_ssize_t d,
+                           double* out) noexcept nogil:
+    """out[r] <- x . y_r for R <= GM_MULTI_MAX double rows y_r (stride d), each with the bits
+    of row_dot(x, y_r, d)."""
+    if floating is double:
+        gm_dotm_d(R, x, y, d, d, out)
+    else:
+        gm_dotm_f(R, x, y, d, d, out)
+
+
+cdef inline void multi_axpy(int R, const double* c, Py_ssize_t ks, const floating* X,
+                            double* y, Py_ssize_t d) noexcept nogil:
+    """y_r += sum_a c[r·ks + a] x_a over the ks rows of X, for R <= GM_MULTI_MAX double rows
+    y_r (stride d), each with the bits of row_axpy for a = 0, 1, ..."""
+    if floating is double:
+        gm_axpym_d(R, c, ks, X, d, y, d, d)
+    else:
+        gm_axpym_f(R, c, ks, X, d, y, d, d)
+
+
 cdef inline void loss_batch(int code, double delta, int S, const double* z,
                             const floating* y, double* l0, double* l1,
                             double* l2) noexcept nogil:
@@ -292,6 +312,11 @@ def scratch_size(Py_ssize_t d, int inner_steps, Py_ssize_t max_support):
     return 3 * d + inner_steps * max_support
 
 
+def stacked_scratch_size(Py_ssize_t d, Py_ssize_t max_support):
+    """Doubles of per-thread scratch that stacked_rows needs."""
+    return 3 * d + GM_MULTI_MAX * max_support
+
+
 def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
                    const int64_t[::1] s_ptr,
                    const floating[:, ::1] Xq, const floating[::1] yq,
@@ -440,11 +465,11 @@ cdef void stacked_task(const floating* Xs, const floating* ys, Py_ssize_t ks,
     t_b <- scale·(yq_b − Xq_b·b_i), b_i the inner loop run from θ = 0; M32 (unless NULL)
     <- float32(M_b), norms2 (unless NULL) <- ‖M_b‖² (gm_dot_d). The query rows go
     GM_MULTI_MAX at a time, sharing the support rows' loads; each row's bits are those of
-    one row alone (gm_dotm_*, gm_axpym_*). u: 4·ks."""
+    one row alone (multi_dot, multi_axpy). u: GM_MULTI_MAX·ks."""
     cdef Py_ssize_t a, r, r0, k, step
     cdef int R
     cdef double* y
-    cdef double dots[8]
+    cdef double dots[8]                         # GM_MULTI_MAX (4) used
     cdef double c = 2.0 * eta / ks
     inner_loop(Xs, ys, ks, d, zeros, SQUARED, 1.0, eta, T, b, g, NULL)
     r0 = 0
@@ -456,16 +481,10 @@ cdef void stacked_task(const floating* Xs, const floating* ys, Py_ssize_t ks,
                 y[r * d + k] = Xq[(r0 + r) * d + k]
         for step in range(T):
             for a in range(ks):                 # all coefficients first: y changes below
-                if floating is double:
-                    gm_dotm_d(R, Xs + a * d, y, d, d, dots)
-                else:
-                    gm_dotm_f(R, Xs + a * d, y, d, d, dots)
+                multi_dot(R, Xs + a * d, y, d, dots)
                 for r in range(R):
                     u[r * ks + a] = -(c * dots[r])
-            if floating is double:
-                gm_axpym_d(R, u, ks, Xs, d, y, d, d)
-            else:
-                gm_axpym_f(R, u, ks, Xs, d, y, d, d)
+            multi_axpy(R, u, ks, Xs, y, d)
         for r in range(R):
             for k in range(d):
                 y[r * d + k] *= scale
@@ -486,7 +505,7 @@ def stacked_rows(const floating[:, ::1] Xs, const floating[::1] ys, const int64_
     """The stacked least-squares system of the squared-loss minimiser, parallel over tasks:
     M (sum kq, d) and t (sum kq,), task i's rows scaled by sqrt(p_i/kq_i); M32 its float32
     rounding and norms2 its rows' squared norms (shapes (0, d), (0,): not wanted). Scratch
-    (n_threads, 3d + 4·max ks)."""
+    (n_threads, stacked_scratch_size(d, max ks))."""
     cdef Py_ssize_t n = weights.shape[0], d = Xs.shape[1], i, ks_max = 0
     _check_layout(Xs, ys, s_ptr, Xq, yq, q_ptr, n)
     if M.shape[0] != Xq.shape[0] or M.shape[1] != d or t.shape[0] != Xq.shape[0] \
@@ -495,7 +514,7 @@ def stacked_rows(const floating[:, ::1] Xs, const floating[::1] ys, const int64_
         raise ValueError("M, M32, norms2 or t has the wrong shape")
     for i in range(n):
         ks_max = max(ks_max, s_ptr[i + 1] - s_ptr[i])
-    if scratch.shape[0] < n_threads or scratch.shape[1] < 3 * d + 4 * ks_max \
+    if scratch.shape[0] < n_threads or scratch.shape[1] < stacked_scratch_size(d, ks_max) \
             or inner_steps < 1 or n_threads < 1:
         raise ValueError("bad scratch, inner_steps or n_threads")
     cdef double* base

@@ -45,7 +45,7 @@ def stacked_system(tasks, inner_lr, inner_steps, n_threads=1):
 
 def _stacked(tasks, inner_lr, inner_steps, n_threads, float32=False):
     """(M, t, M32, norms2): stacked_system's pair, M rounded to float32 (when float32, else
-    shape (0, d)) and the squared norms of M's rows, all from one pass of the kernel."""
+    None) and the squared norms of M's rows, all from one pass of the kernel."""
     N, d = tasks.total_query, tasks.d
     check_fits("the stacked least-squares matrix of global_minimizer",
                N * d * (8 * 2 + (4 if float32 else 0)))
@@ -54,10 +54,10 @@ def _stacked(tasks, inner_lr, inner_steps, n_threads, float32=False):
     norms2 = np.empty(N)
     t = np.empty(N)
     Xs, ys, s_ptr, Xq, yq, q_ptr = tasks.packed()
-    scratch = aligned_scratch(n_threads, 3 * d + 4 * tasks.max_support)
+    scratch = aligned_scratch(n_threads, _kernels.stacked_scratch_size(d, tasks.max_support))
     _kernels.stacked_rows(Xs, ys, s_ptr, Xq, yq, q_ptr, tasks.weights, float(inner_lr),
                           int(inner_steps), M, M32, norms2, t, scratch, n_threads)
-    return M, t, M32, norms2
+    return M, t, (M32 if float32 else None), norms2
 
 
 # the mixed-precision route pays off once the Gram GEMM dominates (N²·d multiply-adds)
@@ -199,9 +199,9 @@ def global_minimizer(tasks, *, loss="squared", inner_lr=0.1, inner_steps=1, n_th
         # no Gram, SVD or norm of the solvers overflows
         scale = 2.0 ** math.floor(math.log2(float(np.max(np.abs(M)))))
         M /= scale
-        M32, normM2 = np.empty((0, M.shape[1]), np.float32), None
+        M32, normM2 = None, None
     with np.errstate(over="ignore", invalid="ignore"):   # an overflowing Gram: SVD route
-        res = _solve(M, t, problem.n_threads, M32 if M32.size else None, normM2)
+        res = _solve(M, t, problem.n_threads, M32, normM2)
     if scale != 1.0:
         res = MinimizerResult(res.theta_star / scale, res.L_star, res.route, res.rank,
                               res.cond)

@@ -129,13 +129,16 @@ class SVDCore:
         if h(0.0) < 0 < h_inf:
             g = lambda t: h(float(np.exp(t)))                  # h on t = log λ̃
             step = float(np.log(4.0))
-            hi = 0.0
-            while hi < 700 and g(hi) < 0:
+            hi, g_hi = 0.0, g(0.0)
+            while hi < 700 and g_hi < 0:
                 hi += step
+                g_hi = g(hi)
             lo = hi - step
-            while lo > -690 and g(lo) >= 0:
+            g_lo = g(lo)
+            while lo > -690 and g_lo >= 0:
                 lo -= step
-            if g(lo) < 0 <= g(hi):
+                g_lo = g(lo)
+            if g_lo < 0 <= g_hi:
                 t = optimize.brentq(g, lo, hi, xtol=1e-10, rtol=4 * np.finfo(float).eps)
                 candidates.append(float((self._mu / self._sigma)
                                         * np.linalg.norm(self._scaled(np.exp(t))[0])))
