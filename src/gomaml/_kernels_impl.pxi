@@ -28,6 +28,7 @@ cdef extern from "rowops.h" nogil:
     void gm_axpy_d(double a, const double* x, double* y, Py_ssize_t n)
     void gm_axpy_f(double a, const float* x, double* y, Py_ssize_t n)
     double gm_sum_d(const double* x, Py_ssize_t n)
+    double gm_sum_f(const float* x, Py_ssize_t n)
     void gm_dotb_d(int R, const double* x, Py_ssize_t stride, const double* v, Py_ssize_t n,
                    double* out, const double* pf)
     void gm_dotb_f(int R, const float* x, Py_ssize_t stride, const double* v, Py_ssize_t n,
@@ -727,23 +728,20 @@ def pair_rmatvec_rows(const double[::1] r, const double[:, ::1] Xs, const double
 
 # ---- the memory floor of meta_objective (gomaml bench's "x floor" column) -----------------
 
-cdef double read_rows(const floating* X, Py_ssize_t k, Py_ssize_t d,
-                      const double* ones) noexcept nogil:
-    """Sum of k contiguous rows of d values: a plain read at streaming speed."""
-    cdef Py_ssize_t r
-    cdef double acc = 0.0
+cdef inline double read_rows(const floating* X, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    """Sum of k contiguous rows of d values: a plain read at streaming speed (float32 rows
+    summed in float32 lanes: the probe reads the bytes, it computes no result)."""
     if floating is double:
         return gm_sum_d(X, k * d)
-    for r in range(k):
-        acc += gm_dot_f(X + r * d, ones, d)        # ones (d,) stays in cache
-    return acc
+    else:
+        return gm_sum_f(X, k * d)
 
 
 def access_floor(const floating[:, ::1] Xs, const int64_t[::1] s_ptr,
                  const floating[:, ::1] Xq, const int64_t[::1] q_ptr,
                  double[::1] block_sum, int n_threads):
     """Reads the rows in meta_objective's own order and blocking (per task: Xs_i, Xq_i, Xs_i
-    again; tasks cut into len(block_sum) blocks, dynamic over threads) and does nothing else:
+    again; tasks cut into len(block_sum) blocks, static over threads) and does nothing else:
     the time of the data movement a meta-gradient cannot avoid. block_sum[b] <- the sums."""
     cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], n_blocks = block_sum.shape[0]
     cdef Py_ssize_t b, i, lo, hi, ks, kq
@@ -751,8 +749,6 @@ def access_floor(const floating[:, ::1] Xs, const int64_t[::1] s_ptr,
     if q_ptr.shape[0] != n + 1 or Xq.shape[1] != d or n_blocks < 1 or n_blocks > n \
             or n_threads < 1:
         raise ValueError("access_floor: inconsistent shapes or counts")
-    ones_arr = np.ones(d)
-    cdef const double[::1] ones = ones_arr
     with nogil:
         for b in prange(n_blocks, num_threads=n_threads, schedule="static"):
             lo = (b * n) // n_blocks
@@ -761,7 +757,7 @@ def access_floor(const floating[:, ::1] Xs, const int64_t[::1] s_ptr,
             for i in range(lo, hi):
                 ks = s_ptr[i + 1] - s_ptr[i]
                 kq = q_ptr[i + 1] - q_ptr[i]
-                acc = acc + read_rows(&Xs[s_ptr[i], 0], ks, d, &ones[0])
-                acc = acc + read_rows(&Xq[q_ptr[i], 0], kq, d, &ones[0])
-                acc = acc + read_rows(&Xs[s_ptr[i], 0], ks, d, &ones[0])
+                acc = acc + read_rows(&Xs[s_ptr[i], 0], ks, d)
+                acc = acc + read_rows(&Xq[q_ptr[i], 0], kq, d)
+                acc = acc + read_rows(&Xs[s_ptr[i], 0], ks, d)
             block_sum[b] = acc

@@ -79,17 +79,22 @@ def last_level_cache_bytes():
     return best or (32 << 20)
 
 
-def access_floor_seconds(tasks, *, n_threads=None, repeats=5):
-    """Best time of a plain read of the tasks' rows in meta_objective's own access order
-    (per task Xs_i, Xq_i, Xs_i; the same task blocks and threads): the floor a meta-gradient
-    cannot beat, whatever the cache holds between calls."""
+def access_floor_read(tasks, *, n_threads=None):
+    """A call that reads the tasks' rows in meta_objective's own access order (per task Xs_i,
+    Xq_i, Xs_i; the same task blocks and threads) and does nothing else: time it for the
+    floor a meta-gradient cannot beat, whatever the cache holds between calls."""
     from gomaml._core import n_blocks_for
     n_threads = resolve_n_threads(n_threads)
     Xs, _, s_ptr, Xq, _, q_ptr = tasks.packed()
     sums = np.empty(n_blocks_for(tasks.n_tasks, tasks.d))
-    _kernels.access_floor(Xs, s_ptr, Xq, q_ptr, sums, n_threads)      # warm up
-    return best_time(lambda: _kernels.access_floor(Xs, s_ptr, Xq, q_ptr, sums, n_threads),
-                     repeats=repeats)
+    return lambda: _kernels.access_floor(Xs, s_ptr, Xq, q_ptr, sums, n_threads)
+
+
+def access_floor_seconds(tasks, *, n_threads=None, repeats=5):
+    """Best time of access_floor_read(tasks) (after one warm-up call)."""
+    read = access_floor_read(tasks, n_threads=n_threads)
+    read()
+    return best_time(read, repeats=repeats)
 
 
 def cpu_description():
@@ -128,10 +133,20 @@ def task_bytes(tasks):
 
 def best_time(fn, *, repeats=5, min_time=0.2):
     """Best wall time of fn() over at least `repeats` calls and `min_time` seconds."""
-    best, spent, count = np.inf, 0.0, 0
+    return best_times([fn], repeats=repeats, min_time=min_time)[0]
+
+
+def best_times(fns, *, repeats=5, min_time=0.2):
+    """Best wall time of each fn over at least `repeats` rounds and `min_time` seconds, the
+    functions called in turn within each round: on a shared machine a busy phase then hits
+    every function alike, so their ratio means something."""
+    best = [np.inf] * len(fns)
+    spent, count = 0.0, 0
     while count < repeats or spent < min_time:
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent, count = min(best, dt), spent + dt, count + 1
+        for j, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            best[j], spent = min(best[j], dt), spent + dt
+        count += 1
     return best
