@@ -241,10 +241,10 @@ def test_overflow_names_the_step_size(rng):
 def test_row_blocks_at_every_width_and_block_size(rng, d, dtype):
     """Rows of every length the kernels treat differently (short rows in 256-bit vectors,
     prefetch of the next block only for rows of at most 16 KB, tails) and support sizes of
-    every block split (one block for k <= 8; blocks of 4 and a remainder beyond): the
+    every block split (one block for k <= 8; blocks of 8 and a remainder beyond): the
     reference's numbers, and the same bits for 1, 2 and 3 threads."""
-    ks = [1, 2, 5, 8, 9, 10, 11, 13, 4, 7, 12, 3]
-    kq = [9, 1, 4, 6, 13, 2, 8, 5, 11, 3, 7, 10]
+    ks = [1, 2, 5, 8, 9, 10, 11, 13, 4, 7, 12, 3, 16, 19]
+    kq = [9, 1, 4, 6, 13, 2, 8, 5, 11, 3, 7, 10, 17, 16]
     Xs = [rng.normal(size=(k, d)) / np.sqrt(d) for k in ks]
     Xq = [rng.normal(size=(k, d)) / np.sqrt(d) for k in kq]
     for loss in ("squared", "logistic"):

@@ -47,7 +47,6 @@ cdef extern from "rowops.h" nogil:
                     double* y, Py_ssize_t stride, Py_ssize_t n)
     int GM_MULTI_MAX
     int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done)
-    int gm_loss_rows(Py_ssize_t k_total, Py_ssize_t done, Py_ssize_t row_bytes)
     void gm_prefetch_span(const void* p, Py_ssize_t bytes)
     Py_ssize_t GM_TASK_AHEAD_BYTES
     int gm_openmp_enabled()
@@ -183,7 +182,7 @@ cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_s
                      const floating* pf_end=NULL) noexcept nogil:
     """th <- theta after T inner steps on the support; h2[t*ks + j] <- l''(x_j^T th^(t))
     when h2 is not NULL (the backward pass needs them, theory.md §3 'Memory'). Rows go in
-    loss batches (gm_loss_rows) whose dots run in row blocks (gm_block_rows); pf_end: the
+    row blocks (gm_block_rows), each block's losses in one batch; pf_end: the
     rows that follow this pass (prefetched meanwhile)."""
     cdef Py_ssize_t j, t
     cdef int S, r
@@ -196,7 +195,7 @@ cdef void inner_loop(const floating* Xs, const floating* ys, Py_ssize_t ks, Py_s
         memset(g, 0, d * sizeof(double))
         j = 0
         while j < ks:
-            S = gm_loss_rows(ks, j, d * sizeof(floating))
+            S = gm_block_rows(ks, j)
             super_dot(Xs, ks, j, S, d, th, z, Xs if t + 1 < T else pf_end)
             loss_batch(code, delta, S, z, ys + j, NULL, c, l2)
             if h2 != NULL:
@@ -223,7 +222,7 @@ cdef double query_risk(const floating* Xq, const floating* yq, Py_ssize_t kq, Py
     if v != NULL:
         memset(v, 0, d * sizeof(double))
     while b < kq:
-        S = gm_loss_rows(kq, b, d * sizeof(floating))
+        S = gm_block_rows(kq, b)
         super_dot(Xq, kq, b, S, d, th, z, pf_end)
         loss_batch(code, delta, S, z, yq + b, l0, c, l2)
         for r in range(S):

@@ -3,9 +3,8 @@
  *
  * Why: at small d a row's dot and axpy cost less than its scalar exp + log1p (≈ 11 + 26 ns
  * here), which made the logistic loss 25-60 % dearer than the squared at sizes A and D. The
- * kernels evaluate the loss of up to 8 rows of a pass in one call (all rows of a pass of ≤ 8
- * rows; 8 at a time when rows are short, GM_LOSS_SUPER_BYTES), where the cost is the lanes',
- * not the calls'.
+ * kernels evaluate the losses of a row block (up to 8 rows, rowops.h's gm_block_rows) in one
+ * call, where the cost is the lanes', not the calls'.
  *
  * Accuracy: exp by Cody–Waite reduction (x = k ln2 + r, |r| ≤ ln2/2, k ln2 in two parts) and a
  * degree-13 Taylor polynomial, mostly by Estrin's scheme (truncation < 5e-18 relative);
@@ -24,10 +23,6 @@
 #include <stdint.h>
 
 #define GM_LOSS_BATCH 8
-/* Gather a pass's losses over 8 rows (two row blocks of 4) only while those 8 rows stay in
- * L1 for the axpy that follows: rows of at most this many bytes. Longer rows keep one call per
- * block of 4; there the rows' own traffic dwarfs the exp. */
-#define GM_LOSS_SUPER_BYTES 4096
 
 /* Vectors of the module's native width (8 doubles with AVX-512, 4 with AVX2, 2 with SSE2):
  * a wider generic vector is lowered lane by lane for its compares and selects. A batch of 8

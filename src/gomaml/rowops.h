@@ -373,24 +373,15 @@ static inline void gm_axpym_##S(int R, const double *restrict c, Py_ssize_t ks, 
 GM_DEFINE_MULTI(d, double)
 GM_DEFINE_MULTI(f, float)
 
-/* Block size for a pass over k rows: all of them when k <= GM_BLOCK_MAX, else 4. */
-/* Measured here: one block of all k rows for k <= 8 (D, k = 5: 9 % faster than 4 + 1),
- * blocks of 4 beyond (2 or 8 rows: within 5 %, worse at C). */
+/* Block size for a pass over k rows: GM_BLOCK_MAX rows, the remainder last (all k when
+ * k <= GM_BLOCK_MAX). Measured here (Zen 4, 2 threads, float64, interleaved processes, the
+ * medians of 5 rounds): blocks of 8 against blocks of 4 are 7-9 % faster at B and E and
+ * within noise at C and D; a streamed pass of blocks of 8 reads at 0.94-1.1x a plain read's
+ * time, one of blocks of 4 at 1.0-1.3x (8 prefetched row streams in flight instead of 4).
+ * A pass's losses go in batches of one block (lossvec.h's 8 lanes). */
 static inline int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done) {
     Py_ssize_t left = k_total - done;
-    if (k_total <= GM_BLOCK_MAX) return (int)left;
-    return left < 4 ? (int)left : 4;
-}
-
-/* Rows of a pass whose losses are evaluated in one batch (lossvec.h), from row `done`: a
- * whole pass of <= GM_BLOCK_MAX rows (one block); else 8 rows (two blocks of 4, aligned so the
- * blocks are gm_block_rows') while 8 rows fit in GM_LOSS_SUPER_BYTES·8 of L1, one block beyond.
- * The axpy that follows covers the same rows: the same bits as one axpy per block. */
-static inline int gm_loss_rows(Py_ssize_t k_total, Py_ssize_t done, Py_ssize_t row_bytes) {
-    Py_ssize_t left = k_total - done;
-    if (k_total <= GM_BLOCK_MAX || row_bytes > GM_LOSS_SUPER_BYTES)
-        return gm_block_rows(k_total, done);
-    return left < 8 ? (int)left : 8;
+    return left < GM_BLOCK_MAX ? (int)left : GM_BLOCK_MAX;
 }
 
 /* Task-ahead prefetch: the next task's rows (support and query), requested into L2 as the
