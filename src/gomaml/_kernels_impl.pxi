@@ -349,13 +349,13 @@ def meta_objective(const floating[:, ::1] Xs, const floating[::1] ys,
             raise ValueError("block_ptr must be strictly increasing")
     if mode not in (0, 1, 2) or inner_steps < 1:
         raise ValueError("bad mode or inner_steps")
-    cdef Py_ssize_t j, i, need = scratch_size(d, inner_steps, 0)
+    cdef Py_ssize_t j, i, ks_max = 0
     for j in range(m):
         i = task_ids[j]
         if i < 0 or i >= n:
             raise ValueError("task id out of range")
-        need = max(need, scratch_size(d, inner_steps, s_ptr[i + 1] - s_ptr[i]))
-    if scratch.shape[1] < need:
+        ks_max = max(ks_max, s_ptr[i + 1] - s_ptr[i])
+    if scratch.shape[1] < scratch_size(d, inner_steps, ks_max):
         raise ValueError("scratch too small")
     block_loss[:] = 0.0
     block_grad[:, :] = 0.0
