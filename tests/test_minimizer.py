@@ -188,8 +188,8 @@ def test_col_chunks_follow_the_shape_and_the_memory_cap():
 def test_stacked_rows_have_the_bits_of_one_row_alone(rng, dtype, d, T):
     """The kernel builds the query rows up to four at a time, sharing the support rows'
     loads; every row must have the bits it has when built alone: one task with 9 query rows
-    (blocks of 4, 4, 1) against 9 tasks of one query row each, the same support set and the
-    same scale √(p/kq) = 1/3, for 1 and 3 threads."""
+    (GM_MULTI_MAX = 4 at a time: 4, 4, 1) against 9 tasks of one query row each, the same
+    support set and the same scale √(p/kq) = 1/3, for 1 and 3 threads."""
     from gomaml import minimizer
     Xs, ys = rng.normal(size=(1, 6, d)), rng.normal(size=(1, 6))
     Xq, yq = rng.normal(size=(1, 9, d)), rng.normal(size=(1, 9))

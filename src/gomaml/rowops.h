@@ -374,10 +374,11 @@ GM_DEFINE_MULTI(d, double)
 GM_DEFINE_MULTI(f, float)
 
 /* Block size for a pass over k rows: GM_BLOCK_MAX rows, the remainder last (all k when
- * k <= GM_BLOCK_MAX). Measured here (Zen 4, 2 threads, float64, interleaved processes, the
- * medians of 5 rounds): blocks of 8 against blocks of 4 are 7-9 % faster at B and E and
- * within noise at C and D; a streamed pass of blocks of 8 reads at 0.94-1.1x a plain read's
- * time, one of blocks of 4 at 1.0-1.3x (8 prefetched row streams in flight instead of 4).
+ * k <= GM_BLOCK_MAX). Measured here (Zen 4, 2 threads, float64, interleaved processes, two
+ * batches of 5 and 7 rounds) against blocks of 4: A -10 to -19 %, E -3 to -11 %, B -1 to -9 %,
+ * C -4 % and mixed; D, one block either way, moved by up to 7 %, the noise. In a C
+ * microbenchmark of streamed dot passes (in-process alternation) blocks of 8 took 0.94-1.22x
+ * a plain read's time, blocks of 4 0.98-1.40x: 8 prefetched row streams in flight, not 4.
  * A pass's losses go in batches of one block (lossvec.h's 8 lanes). */
 static inline int gm_block_rows(Py_ssize_t k_total, Py_ssize_t done) {
     Py_ssize_t left = k_total - done;
