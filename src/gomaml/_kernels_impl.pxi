@@ -581,7 +581,8 @@ def pair_blocks(const double[:, ::1] Xs, const int64_t[::1] s_ptr, const double[
                 int n_threads):
     """G[p_ptr[i] + a·kq + b] = x_aᵀ z_b for every task i: the blocks Xs_i Xq_iᵀ, the query
     rows in the passes' row blocks (gm_block_rows) against each support row: measured at
-    n = 1000, k = 10, d = 100 (2 threads) 1.1-1.5 ms, against 2.1-2.7 ms for 32-lane dots."""
+    n = 1000, k = 10, d = 100 (2 threads, blocks of 4 then) 1.1-1.5 ms, against 2.1-2.7 ms
+    for 32-lane dots."""
     cdef Py_ssize_t n = s_ptr.shape[0] - 1, d = Xs.shape[1], i, a, b, ks, kq
     if q_ptr.shape[0] != n + 1 or p_ptr.shape[0] != n + 1 or Xq.shape[1] != d \
             or G.shape[0] != p_ptr[n] or n_threads < 1:
